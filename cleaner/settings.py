@@ -1,0 +1,265 @@
+"""Configuration: the only reader of the environment.
+
+Every variable is parsed and validated once, at start, into a frozen :class:`Settings`.
+Anything wrong becomes one :class:`ConfigError` naming every offending variable, so a
+bad deployment stops before it sends a single request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from cleaner.errors import ConfigError
+from cleaner.models import AgeBasis
+from cleaner.policy import RetentionPolicy
+
+DEFAULT_SECRETS_DIR = "/run/secrets"
+
+_UNITS_S = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
+_ISO = TypeAdapter(timedelta)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``30d``, ``36h``, ``90m``, ``45s``, ``250ms``, ``1h30m`` or ISO 8601 ``P30D``.
+
+    A bare number is refused: ``300`` could mean seconds or minutes, and a retention
+    period is no place to guess.
+    """
+    value = text.strip().lower()
+    if value.startswith("p"):
+        try:
+            return _ISO.validate_python(value.upper())
+        except ValidationError:
+            raise ValueError(f"{text!r} is not an ISO 8601 duration") from None
+    if not value or _DURATION.sub("", value) != "":
+        raise ValueError(
+            f"{text!r} is not a duration; use a number with a unit (w, d, h, m, s, ms), "
+            "e.g. 30d, 36h, 1h30m, or ISO 8601 such as P30D"
+        )
+    seconds = sum(float(n) * _UNITS_S[unit] for n, unit in _DURATION.findall(value))
+    return timedelta(seconds=seconds)
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _positive(name: str, value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"{name} must be longer than zero")
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything cleaner reads from its environment. Units are in the names."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=False,
+    )
+
+    # --- the API
+    api_key: SecretStr = Field(validation_alias="ANTHROPIC_API_KEY", min_length=1)
+    base_url: str = Field("https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL")
+
+    # --- the policy
+    retention: timedelta = Field(validation_alias="CLEANER_RETENTION")
+    processing_retention: timedelta | None = Field(
+        None, validation_alias="CLEANER_PROCESSING_RETENTION"
+    )
+    age_basis: AgeBasis = Field(AgeBasis.CREATED_AT, validation_alias="CLEANER_AGE_BASIS")
+    protected_ids: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), validation_alias="CLEANER_PROTECTED_IDS"
+    )
+    max_deletions_per_run: int | None = Field(
+        None, ge=1, validation_alias="CLEANER_MAX_DELETIONS_PER_RUN"
+    )
+    dry_run: bool = Field(False, validation_alias="CLEANER_DRY_RUN")
+
+    # --- the schedule and the cycle
+    schedule: str = Field("15m", validation_alias="CLEANER_SCHEDULE")
+    wait_timeout: timedelta = Field(timedelta(minutes=5), validation_alias="CLEANER_WAIT_TIMEOUT")
+
+    # --- the client
+    requests_per_minute: int = Field(
+        500, ge=1, le=1_000_000, validation_alias="CLEANER_REQUESTS_PER_MINUTE"
+    )
+    concurrency: int = Field(32, ge=1, le=512, validation_alias="CLEANER_CONCURRENCY")
+    request_timeout: timedelta = Field(
+        timedelta(seconds=30), validation_alias="CLEANER_REQUEST_TIMEOUT"
+    )
+    max_attempts: int = Field(10, ge=1, le=50, validation_alias="CLEANER_MAX_ATTEMPTS")
+
+    # --- operations
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias="CLEANER_LOG_LEVEL"
+    )
+    http_port: int | None = Field(None, ge=0, le=65535, validation_alias="CLEANER_HTTP_PORT")
+
+    @field_validator(
+        "retention", "processing_retention", "wait_timeout", "request_timeout", mode="before"
+    )
+    @classmethod
+    def _parse_durations(cls, value: object) -> object:
+        return _duration(value)
+
+    @field_validator("retention", "processing_retention", "request_timeout")
+    @classmethod
+    def _must_be_positive(cls, value: timedelta | None) -> timedelta | None:
+        return None if value is None else _positive("the duration", value)
+
+    @field_validator("wait_timeout")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("the wait timeout cannot be negative")
+        return value
+
+    @field_validator("log_level", "age_basis", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("protected_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("max_deletions_per_run", "http_port", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in {"", "none", "off"}:
+            return None
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError(f"{value!r} has an invalid port") from None
+        return value.strip().rstrip("/")
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _processing_defaults_to_retention(self) -> Settings:
+        if self.processing_retention is None:
+            object.__setattr__(self, "processing_retention", self.retention)
+        return self
+
+    def policy(self) -> RetentionPolicy:
+        """The retention policy these settings describe."""
+        return RetentionPolicy(
+            retention=self.retention,
+            processing_retention=self.processing_retention or self.retention,
+            protected_ids=self.protected_ids,
+            age_basis=self.age_basis,
+        )
+
+
+def parse_schedule(text: str) -> timedelta | str:
+    """An interval (``15m``) as a timedelta, or a 5-field cron expression, checked to fire."""
+    value = text.strip()
+    if len(value.split()) == 5:
+        from apscheduler.triggers.cron import CronTrigger  # only the schedule needs it
+
+        try:
+            trigger = CronTrigger.from_crontab(value, timezone=UTC)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
+        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+            raise ValueError(f"cron expression {value!r} never fires")
+        return value
+    try:
+        interval = parse_duration(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is neither an interval (e.g. 15m) nor a 5-field cron expression"
+        ) from None
+    if interval < timedelta(seconds=1):
+        raise ValueError("the schedule interval must be at least 1s")
+    return interval
+
+
+_OWN_PREFIX = "CLEANER_"
+_KNOWN = {
+    (field.validation_alias if isinstance(field.validation_alias, str) else name.upper())
+    for name, field in Settings.model_fields.items()
+} | {"CLEANER_SECRETS_DIR"}
+
+
+def known_variables() -> frozenset[str]:
+    """Every environment variable cleaner reads."""
+    return frozenset(_KNOWN)
+
+
+def load_settings() -> Settings:
+    """Read and validate the configuration, or raise one ConfigError naming every problem.
+
+    The key may also come from a file ``ANTHROPIC_API_KEY`` in ``CLEANER_SECRETS_DIR``
+    (default ``/run/secrets``), the way Kubernetes mounts secrets; the environment wins.
+    """
+    problems: dict[str, str] = {}
+    for name in os.environ:
+        upper = name.upper()
+        if upper.startswith(_OWN_PREFIX) and upper not in _KNOWN:
+            # A typo such as CLEANER_RETENSION would otherwise pass silently.
+            problems[name] = "unknown variable (see config/README.md for the list)"
+    secrets_dir = Path(os.environ.get("CLEANER_SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    if "CLEANER_SECRETS_DIR" in os.environ and not secrets_dir.is_dir():
+        problems["CLEANER_SECRETS_DIR"] = f"{secrets_dir} is not a directory"
+    try:
+        # A secrets dir that does not exist makes pydantic-settings warn on every load.
+        settings = Settings(_secrets_dir=secrets_dir if secrets_dir.is_dir() else None)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "configuration"
+            problems.setdefault(name, _message(error))
+        raise ConfigError(problems) from None
+    except SettingsError as exc:
+        raise ConfigError({"configuration": str(exc)}) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "missing":
+        return "required but not set"
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    raw = error.get("input")
+    loc = error.get("loc") or ("",)
+    # Echo what was read so the operator sees the typo; never echo the key.
+    if isinstance(raw, str) and loc[0] != "ANTHROPIC_API_KEY" and repr(raw) not in message:
+        return f"{message} (got {raw!r})"
+    return message
