@@ -1,0 +1,361 @@
+"""The wire: the only module that speaks HTTP to the Message Batches API.
+
+It returns models and raises :mod:`cleaner.errors`, never httpx types. Every call goes
+through the same path: the request budget (pace), the concurrency gate (in flight),
+one HTTP exchange under an overall deadline, translation of the answer, and stamina's
+retry loop around all of it, which honours ``retry-after``, ``retry-after-ms`` and
+``x-should-retry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import stamina
+
+from cleaner import __version__
+from cleaner.budget import RequestBudget
+from cleaner.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiResponseError,
+    ApiUnreachableError,
+    ListingError,
+    NotFoundError,
+    RateLimitError,
+    status_error,
+)
+from cleaner.models import Batch
+
+API_VERSION = "2023-06-01"
+PAGE_LIMIT = 1000  # the API's maximum: fewest list requests per batch
+MAX_BODY_BYTES = 32 * 1024 * 1024  # a page of 1,000 batches is under 1 MiB
+_PATH = "/v1/messages/batches"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How hard one call tries. The defaults follow the SDKs' backoff, with more attempts.
+
+    Ten attempts make a call that fails one time in five fail for good about once in ten
+    million; ``total_s`` bounds the time one call may spend, so an unreachable API ends a
+    cycle within two minutes.
+    """
+
+    attempts: int = 10
+    total_s: float = 90.0
+    wait_initial_s: float = 0.5
+    wait_max_s: float = 8.0
+    wait_jitter_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of the listing, newest batch first."""
+
+    batches: list[Batch]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """The API's confirmation of one deletion, verbatim, and the request that got it."""
+
+    confirmation: dict[str, Any]
+    request_id: str | None
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """What the client did, for the cycle report and the metrics."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    responses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, status)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes
+    headers: httpx.Headers
+
+
+class BatchesClient:
+    """Async client for the endpoints cleaner uses: list, retrieve, cancel, delete.
+
+    The ``httpx.AsyncClient`` is a constructor argument so tests can point it anywhere;
+    :meth:`open` builds the production one.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        budget: RequestBudget,
+        concurrency: int,
+        request_timeout_s: float,
+        retry: RetryPolicy | None = None,
+        on_response: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._http = http
+        self._budget = budget
+        self._gate = asyncio.Semaphore(concurrency)
+        self._deadline_s = request_timeout_s
+        self._retry = retry or RetryPolicy()
+        self._on_response = on_response
+        self.stats = ClientStats()
+
+    @staticmethod
+    def http_client(
+        *, base_url: str, api_key: str, request_timeout_s: float, concurrency: int
+    ) -> httpx.AsyncClient:
+        """The production HTTP client: keep-alive pool sized to the concurrency."""
+        return httpx.AsyncClient(
+            base_url=base_url,
+            headers={
+                "x-api-key": api_key,
+                "anthropic-version": API_VERSION,
+                "user-agent": f"cleaner/{__version__}",
+                "accept": "application/json",
+            },
+            timeout=httpx.Timeout(request_timeout_s, connect=min(10.0, request_timeout_s)),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            follow_redirects=False,
+        )
+
+    @property
+    def budget(self) -> RequestBudget:
+        return self._budget
+
+    # --- the endpoints
+
+    async def pages(
+        self, *, limit: int = PAGE_LIMIT, max_pages: int = 100_000
+    ) -> AsyncIterator[Page]:
+        """Every page of the listing, newest first, each fetched only when asked for.
+
+        Guards against a listing that never ends: a cursor seen before, a page that is
+        empty yet claims more, or more than ``max_pages`` pages raise ListingError.
+        """
+        cursors: set[str] = set()
+        after: str | None = None
+        for _ in range(max_pages):
+            params: dict[str, str | int] = {"limit": limit}
+            if after is not None:
+                params["after_id"] = after
+            data, _ = await self._call("list", "GET", _PATH, params=params)
+            page = _parse_page(data)
+            yield page
+            if not page.has_more:
+                return
+            if not page.batches or page.last_id is None:
+                raise ListingError("a listing page claims more pages but names no cursor")
+            if page.last_id in cursors:
+                raise ListingError(f"the listing repeats cursor {page.last_id}")
+            cursors.add(page.last_id)
+            after = page.last_id
+        raise ListingError(f"the listing did not end within {max_pages} pages")
+
+    async def retrieve(self, batch_id: str) -> Batch:
+        data, _ = await self._call("retrieve", "GET", f"{_PATH}/{_safe_id(batch_id)}")
+        return _checked(Batch.from_api(data), batch_id)
+
+    async def cancel(self, batch_id: str) -> Batch:
+        data, _ = await self._call("cancel", "POST", f"{_PATH}/{_safe_id(batch_id)}/cancel")
+        return _checked(Batch.from_api(data), batch_id)
+
+    async def delete(self, batch_id: str) -> Deletion:
+        """Delete one batch. A 404 raises NotFoundError: the caller decides it means gone."""
+        data, request_id = await self._call("delete", "DELETE", f"{_PATH}/{_safe_id(batch_id)}")
+        if (
+            not isinstance(data, dict)
+            or data.get("id") != batch_id
+            or data.get("type") != "message_batch_deleted"
+        ):
+            raise ApiResponseError(f"delete of {batch_id} was not confirmed: {data!r:.200}")
+        return Deletion(confirmation=data, request_id=request_id)
+
+    # --- one call, with retries
+
+    async def _call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+    ) -> tuple[Any, str | None]:
+        """The parsed JSON body of a successful call, and its request id."""
+        retrying = stamina.retry_context(
+            on=self._retry_decision,
+            attempts=self._retry.attempts,
+            timeout=self._retry.total_s,
+            wait_initial=self._retry.wait_initial_s,
+            wait_max=self._retry.wait_max_s,
+            wait_jitter=self._retry.wait_jitter_s,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if attempt.num > 1:
+                        self.stats.retries += 1
+                    answer = await self._exchange(endpoint, method, path, params)
+        except ApiConnectionError as exc:
+            raise ApiUnreachableError(f"{method} {path}: no response after retries: {exc}") from exc
+        try:
+            return orjson.loads(answer.body), answer.headers.get("request-id")
+        except orjson.JSONDecodeError as exc:
+            raise ApiResponseError(f"{method} {path}: response is not JSON: {exc}") from exc
+
+    def _retry_decision(self, exc: Exception) -> bool | float:
+        """stamina's hook: False to give up, True for backoff, a float to wait that long."""
+        if isinstance(exc, RateLimitError) and exc.retryable:
+            return exc.retry_after_s
+        return isinstance(exc, ApiError) and exc.retryable
+
+    async def _exchange(
+        self, endpoint: str, method: str, path: str, params: dict[str, str | int] | None
+    ) -> _Answer:
+        """One HTTP request and its complete body, or one of our errors."""
+        await self._budget.acquire()
+        async with self._gate:
+            self.stats.requests += 1
+            try:
+                async with asyncio.timeout(self._deadline_s):
+                    # The overall deadline also stops a body that trickles in byte by byte.
+                    answer = await self._send(method, path, params)
+            except TimeoutError as exc:
+                self._count(endpoint, "timeout")
+                raise ApiConnectionError(
+                    f"{method} {path}: no complete response within {self._deadline_s:g}s"
+                ) from exc
+            except httpx.TransportError as exc:
+                self._count(endpoint, "connection_error")
+                raise ApiConnectionError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        self._count(endpoint, str(answer.status))
+        self._note_rate_headers(answer.headers)
+        if answer.status >= 400:
+            raise self._status_error(method, path, answer)
+        return answer
+
+    async def _send(self, method: str, path: str, params: dict[str, str | int] | None) -> _Answer:
+        request = self._http.build_request(method, path, params=params)
+        response = await self._http.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise ApiResponseError(
+                        f"{method} {path}: response body over {MAX_BODY_BYTES} bytes"
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return _Answer(response.status_code, b"".join(chunks), response.headers)
+
+    def _status_error(self, method: str, path: str, answer: _Answer) -> ApiError:
+        error_type, message, request_id = "", f"HTTP {answer.status}", None
+        try:
+            body = orjson.loads(answer.body)
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            error_type = str(error.get("type", "")) if isinstance(error, dict) else ""
+            message = str(error.get("message", message)) if isinstance(error, dict) else message
+            request_id = body.get("request_id") if isinstance(body, dict) else None
+        except orjson.JSONDecodeError:
+            pass  # an error without the envelope (e.g. from a proxy) keeps its status
+        request_id = answer.headers.get("request-id") or request_id
+        retry_after = _retry_after_s(answer.headers)
+        if answer.status == 429:
+            self.stats.rate_limited += 1
+            if retry_after is not None:
+                self._budget.rate_limited(retry_after)
+        should = answer.headers.get("x-should-retry", "").strip().lower()
+        return status_error(
+            answer.status,
+            f"{method} {path}: {message}",
+            error_type=error_type,
+            request_id=str(request_id) if request_id else None,
+            should_retry={"true": True, "false": False}.get(should),
+            retry_after_s=retry_after,
+        )
+
+    def _note_rate_headers(self, headers: httpx.Headers) -> None:
+        """Use ``anthropic-ratelimit-requests-*`` when the API sends them."""
+        remaining = headers.get("anthropic-ratelimit-requests-remaining")
+        reset = headers.get("anthropic-ratelimit-requests-reset")
+        if remaining is None or reset is None:
+            return
+        try:
+            if int(remaining) > 0:
+                return
+            reset_at = datetime.fromisoformat(reset)
+        except ValueError:
+            return
+        self._budget.pause_until_reset((reset_at - datetime.now(UTC)).total_seconds())
+
+    def _count(self, endpoint: str, status: str) -> None:
+        self.stats.responses[(endpoint, status)] += 1
+        if self._on_response is not None:
+            self._on_response(endpoint, status)
+
+
+def _retry_after_s(headers: httpx.Headers) -> float | None:
+    """``retry-after-ms`` wins over ``retry-after`` (seconds), like the SDKs read them."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = float(raw) * scale
+        except ValueError:
+            continue
+        if math.isfinite(value) and value >= 0:
+            return min(value, 600.0)  # an absurd wait is a bug upstream; cap it
+    return None
+
+
+def _parse_page(data: Any) -> Page:
+    if not isinstance(data, dict):
+        raise ApiResponseError("a listing page is not a JSON object")
+    items, has_more = data.get("data"), data.get("has_more")
+    if not isinstance(items, list) or not isinstance(has_more, bool):
+        raise ApiResponseError("a listing page lacks a data list or a boolean has_more")
+    first_id, last_id = data.get("first_id"), data.get("last_id")
+    if not (first_id is None or isinstance(first_id, str)) or not (
+        last_id is None or isinstance(last_id, str)
+    ):
+        raise ApiResponseError("a listing page has non-string cursors")
+    batches = [Batch.from_api(item) for item in items]
+    if batches and last_id != batches[-1].id:
+        raise ApiResponseError("a listing page's last_id is not its last batch")
+    return Page(batches=batches, has_more=has_more, first_id=first_id, last_id=last_id)
+
+
+def _checked(batch: Batch, batch_id: str) -> Batch:
+    if batch.id != batch_id:
+        raise ApiResponseError(f"asked for {batch_id}, the API answered with {batch.id}")
+    return batch
+
+
+def _safe_id(batch_id: str) -> str:
+    """Ids are opaque, but one must never be able to change the path it is put in."""
+    if not batch_id or any(ch in batch_id for ch in "/?#%\\ ") or batch_id in {".", ".."}:
+        raise ApiResponseError(f"refusing to use a malformed batch id: {batch_id!r}")
+    return batch_id
+
+
+__all__ = ["BatchesClient", "ClientStats", "Deletion", "NotFoundError", "Page", "RetryPolicy"]

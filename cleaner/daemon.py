@@ -1,0 +1,252 @@
+"""The daemon: wires settings into a client and runs cycles on a schedule until told to stop.
+
+Everything is built here, in one place (see :func:`open_client`). APScheduler
+only decides *when*: its job sets a "due" flag, and a single runner task runs cycles one
+after another. So a cycle longer than the interval delays the next one instead of
+overlapping it, ticks missed meanwhile coalesce into one run, and shutting the scheduler
+down never cancels a cycle halfway.
+
+Shutdown (SIGTERM or SIGINT): stop starting new work, let requests in flight finish,
+and cancel whatever is still running after ``grace_s``, well inside Kubernetes' 30 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from cleaner.budget import RequestBudget
+from cleaner.client import BatchesClient, RetryPolicy
+from cleaner.cycle import CycleOptions, run_cycle
+from cleaner.logs import Logger, get_logger
+from cleaner.models import CycleReport
+from cleaner.settings import Settings, parse_schedule
+
+#: How long a stopping daemon lets the running cycle finish before cancelling it.
+GRACE_S = 8.0
+
+Observer = Callable[[CycleReport], None]
+
+
+@dataclass(slots=True)
+class DaemonState:
+    """What the health endpoints read: is it alive, is it ready, how did it last go."""
+
+    started_at: float = field(default_factory=time.monotonic)
+    last_tick: float | None = None  # when the scheduler last fired (monotonic)
+    cycle_started: float | None = None  # set while a cycle runs
+    last_report: CycleReport | None = None
+    last_success_at: datetime | None = None
+    api_answered: bool = False
+    cycles: int = 0
+
+
+def cycle_options(settings: Settings) -> CycleOptions:
+    return CycleOptions(
+        dry_run=settings.dry_run,
+        max_actions=settings.max_deletions_per_run,
+        wait_timeout_s=settings.wait_timeout.total_seconds(),
+        workers=settings.concurrency,
+    )
+
+
+@asynccontextmanager
+async def open_client(
+    settings: Settings, *, on_response: Callable[[str, str], None] | None = None
+) -> AsyncIterator[BatchesClient]:
+    """The production client for these settings, closed on exit."""
+    timeout_s = settings.request_timeout.total_seconds()
+    http = BatchesClient.http_client(
+        base_url=settings.base_url,
+        api_key=settings.api_key.get_secret_value(),
+        request_timeout_s=timeout_s,
+        concurrency=settings.concurrency,
+    )
+    async with http:
+        yield BatchesClient(
+            http,
+            budget=RequestBudget(settings.requests_per_minute),
+            concurrency=settings.concurrency,
+            request_timeout_s=timeout_s,
+            retry=RetryPolicy(attempts=settings.max_attempts),
+            on_response=on_response,
+        )
+
+
+class Daemon:
+    """Runs cycles: once, or on the schedule until :meth:`request_stop`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: BatchesClient,
+        *,
+        log: Logger | None = None,
+        observers: tuple[Observer, ...] = (),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        grace_s: float = GRACE_S,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.log = log or get_logger()
+        self.observers = observers
+        self.now = now
+        self.grace_s = grace_s
+        self.state = DaemonState()
+        self.stopping = asyncio.Event()
+        self._due = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Begin a graceful stop (signal handlers call this)."""
+        if not self.stopping.is_set():
+            self.log.info("shutdown_requested", grace_s=self.grace_s)
+        self.stopping.set()
+        self._due.set()  # wake the runner so it notices
+
+    async def run_cycle(self) -> CycleReport:
+        """One cycle with bookkeeping; a bug in a cycle is logged, never raised."""
+        self.state.cycle_started = time.monotonic()
+        started = self.now()
+        try:
+            report = await run_cycle(
+                self.client,
+                self.settings.policy(),
+                cycle_options(self.settings),
+                log=self.log,
+                now=self.now,
+                stop=self.stopping,
+            )
+        except Exception as exc:  # a bug, not an API error: keep the daemon alive
+            self.log.exception("cycle_crashed", error=f"{type(exc).__name__}: {exc}")
+            report = _crashed_report(started, exc, dry_run=self.settings.dry_run)
+        finally:
+            self.state.cycle_started = None
+        self._record(report)
+        return report
+
+    def _record(self, report: CycleReport) -> None:
+        self.state.cycles += 1
+        self.state.last_report = report
+        if any(status.isdigit() for _, status in self.client.stats.responses):
+            self.state.api_answered = True
+        if report.ok:
+            self.state.last_success_at = self.now()
+        for observe in self.observers:
+            observe(report)
+
+    async def run_once(self) -> CycleReport:
+        with _signals(self.request_stop):
+            return await self._shielded(self.run_cycle())
+
+    async def run_forever(self) -> None:
+        """Cycles on the schedule, the first one at start, until a stop is requested."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self._tick,
+            trigger=_trigger(self.settings.schedule),
+            id="cycle",
+            next_run_time=datetime.now(UTC),  # first run at start
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,  # a late tick still counts; coalescing keeps it single
+        )
+        scheduler.start()
+        self.log.info(
+            "daemon_started",
+            schedule=self.settings.schedule,
+            dry_run=self.settings.dry_run,
+            retention_s=self.settings.retention.total_seconds(),
+        )
+        try:
+            with _signals(self.request_stop):
+                while True:
+                    await self._due.wait()
+                    if self.stopping.is_set():
+                        break
+                    self._due.clear()
+                    await self._shielded(self.run_cycle())
+                    if self.stopping.is_set():
+                        break
+        finally:
+            scheduler.shutdown(wait=False)
+            self.log.info("daemon_stopped", cycles=self.state.cycles)
+
+    def _tick(self) -> None:
+        self.state.last_tick = time.monotonic()
+        self._due.set()
+
+    async def _shielded(self, cycle: Coroutine[Any, Any, CycleReport]) -> CycleReport:
+        """Run a cycle; after a stop request, give it ``grace_s`` before cancelling it."""
+        task = asyncio.ensure_future(cycle)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                done, _ = await asyncio.wait({task}, timeout=self.grace_s)
+                if not done:
+                    self.log.warning("cycle_cancelled_at_grace", grace_s=self.grace_s)
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
+                    return _crashed_report(self.now(), None, dry_run=self.settings.dry_run)
+            return task.result()
+        finally:
+            stop.cancel()
+
+
+def _trigger(schedule: str) -> IntervalTrigger | CronTrigger:
+    parsed = parse_schedule(schedule)
+    if isinstance(parsed, timedelta):
+        return IntervalTrigger(seconds=parsed.total_seconds(), timezone=UTC)
+    return CronTrigger.from_crontab(parsed, timezone=UTC)
+
+
+def _crashed_report(started: datetime, exc: BaseException | None, *, dry_run: bool) -> CycleReport:
+    return CycleReport(
+        started_at=started,
+        duration_s=0.0,
+        dry_run=dry_run,
+        seen={},
+        kept={},
+        planned={},
+        outcomes=Counter(),
+        deferred=0,
+        cancels_sent=0,
+        requests=0,
+        retries=0,
+        rate_limited=0,
+        error="cancelled at shutdown grace" if exc is None else f"{type(exc).__name__}: {exc}",
+    )
+
+
+class _signals:
+    """Route SIGTERM and SIGINT to a callback while inside the block."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self._callback = callback
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._callback)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+                continue
+            self._installed.append(sig)
+
+    def __exit__(self, *_: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
