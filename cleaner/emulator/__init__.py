@@ -1,0 +1,35 @@
+"""A local, stateful emulator of the Message Batches API (see /work/shared/api-contract.md).
+
+The backbone of cleaner's tests, benchmarks and `cleaner demo`: the official SDK should not
+be able to tell it from the real service for every call cleaner makes. It is a stand-alone
+fake and imports nothing else from cleaner.
+
+    emu = Emulator(EmulatorConfig(api_key="k"), clock=ManualClock())
+    emu.seed(Population(count=3000, status="ended", age_s=40 * 86400))
+    with serve_in_thread(emu) as base_url:
+        ...  # point a client at base_url; assert on emu.journal, emu.get(...), ...
+"""
+
+from cleaner.emulator.clock import Clock, ManualClock, OffsetClock, system_clock
+from cleaner.emulator.emulator import ApiError, Emulator, EmulatorConfig, JournalEntry
+from cleaner.emulator.faults import FAULT_KINDS, FaultRule, TokenBucket
+from cleaner.emulator.seeding import Population, parse_duration
+from cleaner.emulator.server import serve_forever, serve_in_thread
+
+__all__ = [
+    "FAULT_KINDS",
+    "ApiError",
+    "Clock",
+    "Emulator",
+    "EmulatorConfig",
+    "FaultRule",
+    "JournalEntry",
+    "ManualClock",
+    "OffsetClock",
+    "Population",
+    "TokenBucket",
+    "parse_duration",
+    "serve_forever",
+    "serve_in_thread",
+    "system_clock",
+]

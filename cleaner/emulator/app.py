@@ -1,0 +1,407 @@
+"""The ASGI application: routing, headers, checks, faults and the error envelope.
+
+Every /v1 request goes through the same gate, in the order a real front end would apply it:
+route -> body -> key -> anthropic-version -> shared rate limit -> fault rules -> operation.
+Whatever happens, the answer carries a `request-id` and errors use the documented envelope;
+each request is counted by endpoint and status, and mutating ones are journaled (status 0
+when the connection was dropped before any answer). Paths under /_emulator/ go to the
+operator endpoints (`admin.py`), which need no key and are never rate limited or faulted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import orjson
+
+from cleaner.emulator import admin
+from cleaner.emulator.asgi import (
+    BodyTooLarge,
+    Header,
+    Receive,
+    Scope,
+    Send,
+    abort_connection,
+    header_values,
+    read_body,
+    respond,
+    respond_stream,
+    send_partial_then_abort,
+)
+from cleaner.emulator.emulator import ApiError, Emulator, invalid
+from cleaner.emulator.faults import ERROR_KINDS, FaultRule, retry_after_headers
+from cleaner.emulator.wire import JsonObject, error_json, request_id
+
+API_VERSIONS = frozenset({"2023-06-01", "2026-10-21"})
+MAX_REQUESTS_PER_BATCH = 100_000
+MAX_LIST_LIMIT = 1000
+DEFAULT_HANG_S = 120.0
+_BATCH_ID = re.compile(r"^msgbatch_[A-Za-z0-9_-]{1,64}$")
+_CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PREFIX = "/v1/messages/batches"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which operation a request is, and the batch id in its path."""
+
+    endpoint: str  # create | list | retrieve | delete | cancel | results | other
+    batch_id: str | None = None
+    error: ApiError | None = None
+
+
+def route(method: str, path: str) -> Route:
+    """Map method and path to an endpoint (or a 404/405 error)."""
+    if path != _PREFIX and not path.startswith(_PREFIX + "/"):
+        return Route("other", error=ApiError(404, "not_found_error", f"no route for {path}"))
+    parts = path[len(_PREFIX) :].split("/")[1:]
+    allowed: dict[str, str]
+    if not parts:
+        allowed = {"POST": "create", "GET": "list"}
+    elif len(parts) == 1:
+        allowed = {"GET": "retrieve", "DELETE": "delete"}
+    elif len(parts) == 2 and parts[1] == "cancel":
+        allowed = {"POST": "cancel"}
+    elif len(parts) == 2 and parts[1] == "results":
+        allowed = {"GET": "results"}
+    else:
+        return Route("other", error=ApiError(404, "not_found_error", f"no route for {path}"))
+    endpoint = allowed.get(method)
+    if endpoint is None:
+        return Route(
+            "other", error=ApiError(405, "invalid_request_error", f"{method} not allowed on {path}")
+        )
+    batch_id = parts[0] if parts else None
+    if batch_id is not None and not _BATCH_ID.match(batch_id):
+        return Route(endpoint, batch_id, invalid(f"message_batch_id: invalid id {batch_id!r}"))
+    return Route(endpoint, batch_id)
+
+
+class EmulatorApp:
+    """The ASGI callable serving one `Emulator`."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.stopping = threading.Event()  # set by the server: hanging requests give up
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope.get("type")
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        path = str(scope.get("path", ""))
+        if path.startswith("/_emulator"):
+            await admin.handle(self.emulator, scope, receive, send)
+            return
+        await self._api(scope, receive, send, path)
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        method = str(scope.get("method", "GET"))
+        req = _Request(self, scope, send, method, path, route(method, path), request_id())
+        try:
+            body = await read_body(receive)
+            await req.serve(body, receive)
+        except BodyTooLarge:
+            await req.fail(ApiError(413, "request_too_large", "request body too large"))
+
+
+@dataclass(slots=True)
+class _Request:
+    """One /v1 request on its way through the gate."""
+
+    app: EmulatorApp
+    scope: Scope
+    send: Send
+    method: str
+    path: str
+    route: Route
+    req_id: str
+    chunks: Iterator[bytes] | None = None
+
+    async def serve(self, body: bytes, receive: Receive) -> None:
+        emulator = self.app.emulator
+        if self.route.error is not None and self.route.endpoint == "other":
+            await self.fail(self.route.error)
+            return
+        problem = self._check_headers()
+        if problem is not None:
+            await self.fail(problem)
+            return
+        wait_s = emulator.take_token()
+        if wait_s is not None:
+            message = "rate limit exceeded: too many requests per minute; slow down"
+            error = ApiError(429, "rate_limit_error", message)
+            await self.fail(error, headers=retry_after_headers(wait_s), fault="rate_limited")
+            return
+        firing = emulator.decide_fault(self.route.endpoint)
+        if firing.delay_s > 0:
+            await asyncio.sleep(firing.delay_s)
+        fault, rule = firing.kind, firing.rule
+        if fault is not None and rule is not None and await self._inject(fault, rule, receive):
+            return
+        try:
+            status, payload, changed = self._operate(body)
+        except ApiError as error:
+            await self.fail(error)
+            return
+        if firing.kind == "drop_after":
+            body = orjson.dumps(payload) if payload is not None else b"".join(self.chunks or ())
+            await send_partial_then_abort(self.send, status, body)
+            self._record(status, _batch_id_of(payload, self.route), "drop_after", changed)
+            return
+        await self._answer(status, payload, changed)
+
+    async def fail(
+        self, error: ApiError, *, headers: Iterable[Header] = (), fault: str | None = None
+    ) -> None:
+        """Answer with the error envelope."""
+        body = orjson.dumps(error_json(error.error_type, error.message, self.req_id, error.details))
+        await respond(self.send, error.status, body, headers=[*self._headers(), *headers])
+        self._record(error.status, self.route.batch_id, fault, changed=False)
+
+    def _check_headers(self) -> ApiError | None:
+        """The key (when one is configured) and the anthropic-version header."""
+        expected = self.app.emulator.config.api_key
+        if expected is not None and expected not in _presented_keys(self.scope):
+            return ApiError(401, "authentication_error", "invalid x-api-key")
+        versions = header_values(self.scope, b"anthropic-version")
+        if not versions:
+            return invalid("anthropic-version: header is required")
+        if versions[-1].strip() not in API_VERSIONS:
+            return invalid(f"anthropic-version: unsupported version {versions[-1]!r}")
+        if self.route.error is not None:
+            return self.route.error
+        return None
+
+    async def _inject(self, kind: str, rule: FaultRule, receive: Receive) -> bool:
+        """Carry out a terminal fault; False when the request should still be served."""
+        extra: list[Header] = []
+        if rule.should_retry is not None:
+            extra.append((b"x-should-retry", b"true" if rule.should_retry else b"false"))
+        if kind in ERROR_KINDS:
+            await self.fail(
+                _fault_error(kind, self.route), headers=[*extra, *_wait(kind, rule)], fault=kind
+            )
+            return True
+        if kind == "malformed":
+            await respond(self.send, 200, b'{"id": "msgbatch_', headers=[*self._headers(), *extra])
+            self._record(200, self.route.batch_id, kind, changed=False)
+            return True
+        if kind == "reset_before":
+            await abort_connection(self.send, reset=True)
+            self._record(0, self.route.batch_id, kind, changed=False)
+            return True
+        if kind == "hang":
+            await self._hang(receive, DEFAULT_HANG_S if rule.seconds is None else rule.seconds)
+            self._record(0, self.route.batch_id, kind, changed=False)
+            return True
+        return False  # drop_after: act first, then drop (in serve)
+
+    async def _hang(self, receive: Receive, seconds: float) -> None:
+        """Say nothing until the client gives up, `seconds` pass, or the server stops."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline and not self.app.stopping.is_set():
+            try:
+                message = await asyncio.wait_for(receive(), timeout=0.1)
+            except TimeoutError:
+                continue
+            if message.get("type") == "http.disconnect":
+                return
+        await abort_connection(self.send, reset=False)
+
+    def _operate(self, body: bytes) -> tuple[int, JsonObject | None, bool]:
+        """Do the operation: (status, JSON payload or None for results, whether state changed)."""
+        emulator, endpoint, batch_id = self.app.emulator, self.route.endpoint, self.route.batch_id
+        base_url = self._base_url()
+        if endpoint == "create":
+            return 200, emulator.create(parse_create(body), base_url), True
+        if endpoint == "list":
+            limit, after_id, before_id = parse_list_query(self._query())
+            page, created = emulator.list_page(
+                limit=limit, after_id=after_id, before_id=before_id, base_url=base_url
+            )
+            return 200, page, created > 0
+        assert batch_id is not None
+        if endpoint == "retrieve":
+            return 200, emulator.retrieve(batch_id, base_url), False
+        if endpoint == "cancel":
+            return 200, emulator.cancel(batch_id, base_url), True
+        if endpoint == "delete":
+            return 200, emulator.delete(batch_id), True
+        self.chunks = emulator.results(batch_id)
+        return 200, None, False  # results: streamed by _answer
+
+    async def _answer(self, status: int, payload: JsonObject | None, changed: bool) -> None:
+        if payload is None:
+            await respond_stream(
+                self.send,
+                status,
+                self.chunks or (),
+                content_type=b"application/x-jsonl",
+                headers=self._headers(),
+            )
+            self._record(status, self.route.batch_id, None, changed)
+            return
+        await respond(self.send, status, orjson.dumps(payload), headers=self._headers())
+        self._record(status, _batch_id_of(payload, self.route), None, changed)
+
+    def _record(self, status: int, batch_id: str | None, fault: str | None, changed: bool) -> None:
+        self.app.emulator.record(
+            method=self.method,
+            path=self.path,
+            endpoint=self.route.endpoint,
+            batch_id=batch_id,
+            status=status,
+            fault=fault,
+            changed_state=changed,
+        )
+
+    def _headers(self) -> list[Header]:
+        return [(b"request-id", self.req_id.encode())]
+
+    def _query(self) -> list[tuple[str, str]]:
+        raw = self.scope.get("query_string", b"")
+        text = raw.decode("latin-1") if isinstance(raw, bytes) else ""
+        return parse_qsl(text, keep_blank_values=True)
+
+    def _base_url(self) -> str:
+        """Where this client reached us: results_url must point back here."""
+        if self.app.emulator.base_url:
+            return self.app.emulator.base_url
+        hosts = header_values(self.scope, b"host")
+        scheme = self.scope.get("scheme", "http")
+        return f"{scheme}://{hosts[0]}" if hosts else ""
+
+
+def parse_create(body: bytes) -> list[str]:
+    """Validate a create body; returns the custom_ids. Raises ApiError(400) when invalid."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise invalid("request body must be a JSON object")
+    for key in data:
+        if key != "requests":
+            raise invalid(f"{key}: Extra inputs are not permitted")
+    requests = data.get("requests")
+    if not isinstance(requests, list):
+        raise invalid("requests: Field required (a list of {custom_id, params})")
+    if not 1 <= len(requests) <= MAX_REQUESTS_PER_BATCH:
+        raise invalid(f"requests: must hold 1 to {MAX_REQUESTS_PER_BATCH} items")
+    custom_ids: list[str] = []
+    seen: set[str] = set()
+    for index, item in enumerate(requests):
+        custom_id = _check_request(index, item)
+        if custom_id in seen:
+            raise invalid(f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}")
+        seen.add(custom_id)
+        custom_ids.append(custom_id)
+    return custom_ids
+
+
+def _check_request(index: int, item: object) -> str:
+    where = f"requests.{index}"
+    if not isinstance(item, dict):
+        raise invalid(f"{where}: must be an object with custom_id and params")
+    for key in item:
+        if key not in ("custom_id", "params"):
+            raise invalid(f"{where}.{key}: Extra inputs are not permitted")
+    custom_id = item.get("custom_id")
+    if not isinstance(custom_id, str) or not _CUSTOM_ID.match(custom_id):
+        raise invalid(f"{where}.custom_id: must be 1-64 characters of [a-zA-Z0-9_-]")
+    params = item.get("params")
+    if not isinstance(params, dict):
+        raise invalid(f"{where}.params: Field required (an object)")
+    model, max_tokens, messages = (
+        params.get("model"),
+        params.get("max_tokens"),
+        params.get("messages"),
+    )
+    if not isinstance(model, str) or not model:
+        raise invalid(f"{where}.params.model: Field required (a string)")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise invalid(f"{where}.params.max_tokens: must be a positive integer")
+    if not isinstance(messages, list):
+        raise invalid(f"{where}.params.messages: Field required (a list)")
+    return custom_id
+
+
+def parse_list_query(query: list[tuple[str, str]]) -> tuple[int, str | None, str | None]:
+    """limit (1-1000, default 20), after_id, before_id; raises ApiError(400) when invalid."""
+    params = dict(query)
+    raw_limit = params.get("limit")
+    limit = 20
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not raw_limit.isascii():
+            raise invalid(f"limit: Input should be a valid integer, got {raw_limit!r}")
+        limit = int(raw_limit)
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise invalid(f"limit: must be between 1 and {MAX_LIST_LIMIT}, got {limit}")
+    after_id, before_id = params.get("after_id"), params.get("before_id")
+    if after_id is not None and before_id is not None:
+        raise invalid("after_id and before_id cannot be used together")
+    for name, value in (("after_id", after_id), ("before_id", before_id)):
+        if value is not None and not _BATCH_ID.match(value):
+            raise invalid(f"{name}: invalid id {value!r}")
+    return limit, after_id, before_id
+
+
+def _presented_keys(scope: Scope) -> set[str]:
+    keys = {value.strip() for value in header_values(scope, b"x-api-key")}
+    for value in header_values(scope, b"authorization"):
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            keys.add(token.strip())
+    return keys
+
+
+def _fault_error(kind: str, route_: Route) -> ApiError:
+    status, error_type = ERROR_KINDS[kind]
+    messages = {
+        "server_error": "Internal server error (emulated)",
+        "overloaded": "Overloaded (emulated)",
+        "timeout": "Request timed out (emulated)",
+        "rate_limit": "rate limit exceeded (emulated)",
+        "spend_cap": "You have reached your specified API usage limits. You will regain "
+        "access on the first day of next month (emulated monthly spend cap)",
+        "not_found": f"message batch {route_.batch_id!r} not found (emulated transient 404)",
+    }
+    # SDK 2.x reads error.details.error_code; this one makes it raise its spend-limit class.
+    details: JsonObject | None = (
+        {"error_code": "enforced_spend_limit_reached"} if kind == "spend_cap" else None
+    )
+    return ApiError(status, error_type, messages[kind], details)
+
+
+def _wait(kind: str, rule: FaultRule) -> list[Header]:
+    if kind == "rate_limit":
+        return retry_after_headers(1.0 if rule.seconds is None else rule.seconds)
+    return []
+
+
+def _batch_id_of(payload: JsonObject | None, route_: Route) -> str | None:
+    if route_.batch_id is not None:
+        return route_.batch_id
+    if route_.endpoint == "create" and payload is not None:
+        found = payload.get("id")
+        return found if isinstance(found, str) else None
+    return None
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message.get("type") == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message.get("type") == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
