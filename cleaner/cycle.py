@@ -40,6 +40,7 @@ from cleaner.models import (
     Outcome,
     Plan,
     ProcessingStatus,
+    Progress,
 )
 from cleaner.policy import RetentionPolicy, cap, merge, plan
 
@@ -93,8 +94,12 @@ async def run_cycle(
     now: Callable[[], datetime],
     stop: asyncio.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> CycleReport:
-    """Run one cycle to the end and report what happened. Never raises an ApiError."""
+    """Run one cycle to the end and report what happened. Never raises an ApiError.
+
+    ``on_progress`` receives the same snapshots as the periodic progress log line.
+    """
     stop = stop or asyncio.Event()
     started_at, started = now(), clock()
     before = (client.stats.requests, client.stats.retries, client.stats.rate_limited)
@@ -113,7 +118,8 @@ async def run_cycle(
                 _log_action(log, "dry_run_action", action)
                 tally.outcomes[(action.kind, Outcome.DRY_RUN)] += 1
         else:
-            await _Actor(client, options, log, tally, stop, clock).run(full.actions)
+            actor = _Actor(client, options, log, tally, stop, clock, on_progress)
+            await actor.run(full.actions)
     report = CycleReport(
         started_at=started_at,
         duration_s=round(clock() - started, 3),
@@ -144,10 +150,12 @@ class _Actor:
         tally: _Tally,
         stop: asyncio.Event,
         clock: Callable[[], float],
+        on_progress: Callable[[Progress], None] | None,
     ) -> None:
         self.client, self.options, self.log, self.tally = client, options, log, tally
-        self.stop, self.clock = stop, clock
-        self.deadline = clock() + options.wait_timeout_s
+        self.stop, self.clock, self.on_progress = stop, clock, on_progress
+        self.started = clock()
+        self.deadline = self.started + options.wait_timeout_s
 
     @property
     def halted(self) -> bool:
@@ -166,6 +174,7 @@ class _Actor:
             ]
             await asyncio.gather(*tasks)
             progress.cancel()
+        self._report_progress()
         # Whatever a halt left untouched is counted, so the summary adds up.
         for action in deletes:
             self._finish(action, Outcome.NOT_ATTEMPTED)
@@ -312,21 +321,33 @@ class _Actor:
 
     async def _progress(self) -> None:
         """A progress line every so often, so a long drain shows it is moving."""
-        started = self.clock()
         while True:
             await asyncio.sleep(self.options.progress_every_s)
-            elapsed = self.clock() - started
-            done, planned = self.tally.done, self.tally.planned
-            rate = done / elapsed if elapsed > 0 else 0.0
+            snapshot = self._report_progress()
             self.log.info(
                 "cycle_progress",
-                done=done,
-                planned=planned,
-                waiting_on_cancel=self.tally.waiting,
-                rate_per_s=round(rate, 2),
-                eta_s=round((planned - done) / rate, 1) if rate > 0 else None,
+                done=snapshot.done,
+                planned=snapshot.planned,
+                waiting_on_cancel=snapshot.waiting_on_cancel,
+                rate_per_s=snapshot.rate_per_s,
+                eta_s=snapshot.eta_s,
                 budget_per_minute=round(self.client.budget.per_minute, 1),
             )
+
+    def _report_progress(self) -> Progress:
+        elapsed = self.clock() - self.started
+        done, planned = self.tally.done, self.tally.planned
+        rate = done / elapsed if elapsed > 0 else 0.0
+        snapshot = Progress(
+            done=done,
+            planned=planned,
+            waiting_on_cancel=self.tally.waiting,
+            rate_per_s=round(rate, 2),
+            eta_s=round((planned - done) / rate, 1) if rate > 0 else None,
+        )
+        if self.on_progress is not None:
+            self.on_progress(snapshot)
+        return snapshot
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:

@@ -30,7 +30,7 @@ from cleaner.budget import RequestBudget
 from cleaner.client import BatchesClient, RetryPolicy
 from cleaner.cycle import CycleOptions, run_cycle
 from cleaner.logs import Logger, get_logger
-from cleaner.models import CycleReport
+from cleaner.models import CycleReport, Progress
 from cleaner.settings import Settings, parse_schedule
 
 #: How long a stopping daemon lets the running cycle finish before cancelling it.
@@ -94,6 +94,7 @@ class Daemon:
         *,
         log: Logger | None = None,
         observers: tuple[Observer, ...] = (),
+        on_progress: Callable[[Progress], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         grace_s: float = GRACE_S,
     ) -> None:
@@ -101,6 +102,7 @@ class Daemon:
         self.client = client
         self.log = log or get_logger()
         self.observers = observers
+        self.on_progress = on_progress
         self.now = now
         self.grace_s = grace_s
         self.state = DaemonState()
@@ -126,6 +128,7 @@ class Daemon:
                 log=self.log,
                 now=self.now,
                 stop=self.stopping,
+                on_progress=self.on_progress,
             )
         except Exception as exc:  # a bug, not an API error: keep the daemon alive
             self.log.exception("cycle_crashed", error=f"{type(exc).__name__}: {exc}")

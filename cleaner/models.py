@@ -194,6 +194,17 @@ FAILING_OUTCOMES = frozenset({Outcome.FAILED})
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of a running cycle, logged and exported while a long drain goes on."""
+
+    done: int
+    planned: int
+    waiting_on_cancel: int
+    rate_per_s: float
+    eta_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class CycleReport:
     """Everything one cycle did; the summary log line and the metrics both read it."""
 

@@ -1,0 +1,89 @@
+"""The ``cleaner`` command.
+
+    cleaner run            the daemon: a cycle at start, then on CLEANER_SCHEDULE
+    cleaner run --once     one cycle, then exit
+    cleaner plan           what one cycle would do, and why; sends no cancel or delete
+    cleaner demo           the whole job against the built-in emulator, no key needed
+    cleaner emulator       the local Message Batches API (see ``cleaner emulator --help``)
+
+Exit codes: 0 every planned action succeeded or nothing was due; 1 a cycle failed
+(failed actions, or the API unreachable within the retry budget); 2 bad configuration,
+reported before any request is sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from cleaner import __version__
+from cleaner.errors import ConfigError
+from cleaner.logs import configure_logging, get_logger
+from cleaner.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cleaner",
+        description="Deletes expired Message Batches on a schedule. Configured by environment "
+        "variables; see config/README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"cleaner {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the daemon (or one cycle with --once)")
+    run.add_argument("--once", action="store_true", help="run one cycle, then exit")
+    plan = sub.add_parser("plan", help="show what one cycle would do and why; changes nothing")
+    plan.add_argument(
+        "--format",
+        choices=("auto", "table", "json"),
+        default="auto",
+        help="table on a terminal, JSON lines otherwise (default: auto)",
+    )
+    sub.add_parser("demo", help="run real cycles against the built-in emulator (no key needed)")
+    sub.add_parser("emulator", help="serve the local Message Batches API", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emulator"]:
+        # The emulator has its own flags; it is a separate program sharing our install.
+        from cleaner.emulator.command import main as emulator_main
+
+        return emulator_main(args_list[1:])
+    args = _parser().parse_args(args_list)
+    if args.command == "demo":
+        from cleaner.demo import run_demo
+
+        return run_demo()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        configure_logging("info", stream=sys.stderr if args.command == "plan" else None)
+        get_logger().error("configuration_invalid", error=str(exc), variables=sorted(exc.problems))
+        print(f"cleaner: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    secret = settings.api_key.get_secret_value()
+    if args.command == "plan":
+        configure_logging(settings.log_level, secrets=[secret], stream=sys.stderr)
+        from cleaner.planview import show_plan
+
+        return asyncio.run(show_plan(settings, fmt=args.format))
+    configure_logging(settings.log_level, secrets=[secret])
+    return asyncio.run(_run(settings, once=args.once))
+
+
+async def _run(settings: Settings, *, once: bool) -> int:
+    from cleaner.daemon import Daemon, open_client
+
+    async with open_client(settings) as client:
+        daemon = Daemon(settings, client)
+        if once:
+            report = await daemon.run_once()
+            return EXIT_OK if report.ok else EXIT_FAILED
+        await daemon.run_forever()
+        return EXIT_OK
