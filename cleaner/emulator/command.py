@@ -1,0 +1,138 @@
+"""`cleaner emulator`: run the emulator as a server from the command line.
+
+Prints exactly one line to stdout once it accepts connections (`emulator listening on
+http://HOST:PORT with N batches`), so scripts can start it with `--port 0` and read the port.
+Needs no CLEANER_* variable; the key is `--api-key` or else ANTHROPIC_API_KEY, and with
+neither set any key (or none) is accepted. Stops cleanly (exit 0) on SIGTERM or SIGINT.
+Runs on real time that `POST /_emulator/clock` can push forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from cleaner.emulator.clock import OffsetClock
+from cleaner.emulator.emulator import Emulator, EmulatorConfig
+from cleaner.emulator.faults import FAULT_KINDS, FaultRule
+from cleaner.emulator.seeding import Population, load_populations, parse_duration
+from cleaner.emulator.server import serve_forever
+
+FAULT_SPEC_HELP = (
+    "KIND[:ENDPOINTS[:PROBABILITY[:TIMES[:SECONDS]]]], ENDPOINTS comma-separated or 'all'; "
+    f"kinds: {', '.join(sorted(FAULT_KINDS))}"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, seed, serve until signalled; 0 on a clean stop, 2 on bad input."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = _config(args)
+        populations = [Population.from_spec(spec) for spec in args.seed]
+        if args.seed_file is not None:
+            populations += load_populations(Path(args.seed_file).read_bytes())
+    except (ValueError, OSError) as exc:
+        print(f"cleaner emulator: {exc}", file=sys.stderr)
+        return 2
+    emulator = Emulator(config, clock=OffsetClock())
+    emulator.seed(*populations)
+
+    def announce(base_url: str) -> None:
+        print(f"emulator listening on {base_url} with {len(emulator)} batches", flush=True)
+
+    serve_forever(emulator, host=args.host, port=args.port, on_ready=announce)
+    return 0
+
+
+def parse_fault(spec: str) -> FaultRule:
+    """`drop_after:delete:0.1:5` -> FaultRule(kind="drop_after", endpoints={"delete"}, ...)."""
+    parts = spec.split(":")
+    if not 1 <= len(parts) <= 5:
+        raise ValueError(f"fault {spec!r}: use {FAULT_SPEC_HELP}")
+    kind = parts[0]
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"fault {spec!r}: unknown kind; known: {', '.join(sorted(FAULT_KINDS))}")
+    endpoints = parts[1] if len(parts) > 1 else "all"
+    return FaultRule(
+        kind=kind,  # type: ignore[arg-type]  # checked against FAULT_KINDS above
+        endpoints=None if endpoints in ("", "all") else frozenset(endpoints.split(",")),
+        probability=float(parts[2]) if len(parts) > 2 and parts[2] else 1.0,
+        times=int(parts[3]) if len(parts) > 3 and parts[3] else None,
+        seconds=parse_duration(parts[4]) if len(parts) > 4 and parts[4] else None,
+    )
+
+
+def _config(args: argparse.Namespace) -> EmulatorConfig:
+    faults = [parse_fault(spec) for spec in args.fault]
+    if args.error_rate:
+        faults.append(FaultRule(kind="random_error", probability=args.error_rate))
+    return EmulatorConfig(
+        api_key=args.api_key or os.environ.get("ANTHROPIC_API_KEY") or None,
+        processing_time_s=parse_duration(args.processing_time),
+        cancel_settle_s=parse_duration(args.cancel_settle),
+        delete_running_status=args.delete_running_status,
+        cancel_ended_ok=args.cancel_ended_ok,
+        cancel_canceling_status=args.cancel_canceling_status,
+        deleted_cursor=args.deleted_cursor,
+        rate_limit_rpm=args.rate_limit_rpm,
+        latency_s=parse_duration(args.latency),
+        faults=tuple(faults),
+        create_on_list=args.create_on_list,
+        seed=args.random_seed,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cleaner emulator", description="Serve a local Message Batches API emulator."
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add("--port", type=int, default=8787, help="port; 0 picks a free one (default 8787)")
+    add("--api-key", default=None, help="required key (default: $ANTHROPIC_API_KEY, else any)")
+    add(
+        "--seed",
+        action="append",
+        default=[],
+        metavar="COUNT:STATUS:AGE[:SPREAD[:REQUESTS]]",
+        help="add a population, e.g. 3000:ended:40d or 50:in_progress:3h:1h (repeatable)",
+    )
+    add("--seed-file", default=None, help="JSON file with a list of populations")
+    add("--processing-time", default="5m", help="how long a batch runs (default 5m)")
+    add("--cancel-settle", default="30s", help="how long canceling lasts (default 30s)")
+    add("--rate-limit-rpm", type=float, default=None, help="shared requests-per-minute limit")
+    add("--latency", default="0s", help="added to every /v1 request, e.g. 50ms")
+    add("--error-rate", type=float, default=0.0, help="probability of a random 500/529/504")
+    add("--fault", action="append", default=[], metavar="SPEC", help=FAULT_SPEC_HELP)
+    add(
+        "--delete-running-status",
+        type=int,
+        choices=(400, 409),
+        default=400,
+        help="answer to deleting a batch that has not ended (default 400)",
+    )
+    add(
+        "--cancel-ended-ok",
+        action="store_true",
+        help="cancel of an ended batch answers 200 unchanged (default: 400)",
+    )
+    add(
+        "--cancel-canceling-status",
+        type=int,
+        choices=(200, 400, 409),
+        default=200,
+        help="answer to canceling a canceling batch (default 200, unchanged)",
+    )
+    add(
+        "--deleted-cursor",
+        choices=("works", "404"),
+        default="works",
+        help="a list cursor naming a deleted batch keeps working or answers 404",
+    )
+    add("--create-on-list", type=int, default=0, help="create N batches on every list request")
+    add("--random-seed", type=int, default=0, help="seed for ids and fault draws (replayable)")
+    return parser
