@@ -274,11 +274,10 @@ class _Request:
 
     def _base_url(self) -> str:
         """Where this client reached us: results_url must point back here."""
-        if self.app.emulator.base_url:
-            return self.app.emulator.base_url
         hosts = header_values(self.scope, b"host")
-        scheme = self.scope.get("scheme", "http")
-        return f"{scheme}://{hosts[0]}" if hosts else ""
+        if not hosts:
+            return self.app.emulator.base_url
+        return f"{self.scope.get('scheme', 'http')}://{hosts[0]}"
 
 
 def parse_create(body: bytes) -> list[str]:
