@@ -169,7 +169,7 @@ def _place_in_lifecycle(
         record.cancel_us = now_us
         record.settle_us = max(1, timing.settle_us)
     elif population.ended_by == "expiry":
-        record.finish_us = record.expires_us + 3600 * SECOND_US
+        record.finish_us = created + 4 * DAY_US  # a quarter done when it expires
     elif population.ended_by == "cancel":
         span = min(now_us - created, timing.processing_us + timing.settle_us, DAY_US - 1)
         record.finish_us = record.expires_us

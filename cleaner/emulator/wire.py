@@ -38,7 +38,7 @@ def results_path(batch_id: str) -> str:
 
 
 def batch_json(record: BatchRecord, now_us: int, base_url: str) -> JsonObject:
-    """The MessageBatch object: all eleven keys, lifecycle applied at `now_us`."""
+    """The MessageBatch object: every documented key (ten), lifecycle applied at `now_us`."""
     seen = observe(record, now_us)
     ended = seen.ended_us is not None
     archive_us = record.created_us + ARCHIVE_US
