@@ -153,8 +153,8 @@ class _Request:
             return
         if firing.kind == "drop_after":
             body = orjson.dumps(payload) if payload is not None else b"".join(self.chunks or ())
-            await send_partial_then_abort(self.send, status, body)
             self._record(status, _batch_id_of(payload, self.route), "drop_after", changed)
+            await send_partial_then_abort(self.send, status, body)
             return
         await self._answer(status, payload, changed)
 
@@ -163,8 +163,8 @@ class _Request:
     ) -> None:
         """Answer with the error envelope."""
         body = orjson.dumps(error_json(error.error_type, error.message, self.req_id, error.details))
-        await respond(self.send, error.status, body, headers=[*self._headers(), *headers])
         self._record(error.status, self.route.batch_id, fault, changed=False)
+        await respond(self.send, error.status, body, headers=[*self._headers(), *headers])
 
     def _check_headers(self) -> ApiError | None:
         """The key (when one is configured) and the anthropic-version header."""
@@ -191,16 +191,16 @@ class _Request:
             )
             return True
         if kind == "malformed":
-            await respond(self.send, 200, b'{"id": "msgbatch_', headers=[*self._headers(), *extra])
             self._record(200, self.route.batch_id, kind, changed=False)
+            await respond(self.send, 200, b'{"id": "msgbatch_', headers=[*self._headers(), *extra])
             return True
         if kind == "reset_before":
-            await abort_connection(self.send, reset=True)
             self._record(0, self.route.batch_id, kind, changed=False)
+            await abort_connection(self.send, reset=True)
             return True
         if kind == "hang":
-            await self._hang(receive, DEFAULT_HANG_S if rule.seconds is None else rule.seconds)
             self._record(0, self.route.batch_id, kind, changed=False)
+            await self._hang(receive, DEFAULT_HANG_S if rule.seconds is None else rule.seconds)
             return True
         return False  # drop_after: act first, then drop (in serve)
 
@@ -241,6 +241,7 @@ class _Request:
 
     async def _answer(self, status: int, payload: JsonObject | None, changed: bool) -> None:
         if payload is None:
+            self._record(status, self.route.batch_id, None, changed)
             await respond_stream(
                 self.send,
                 status,
@@ -248,12 +249,13 @@ class _Request:
                 content_type=b"application/x-jsonl",
                 headers=self._headers(),
             )
-            self._record(status, self.route.batch_id, None, changed)
             return
-        await respond(self.send, status, orjson.dumps(payload), headers=self._headers())
         self._record(status, _batch_id_of(payload, self.route), None, changed)
+        await respond(self.send, status, orjson.dumps(payload), headers=self._headers())
 
     def _record(self, status: int, batch_id: str | None, fault: str | None, changed: bool) -> None:
+        """Count and journal the request; always before answering, so a client that has its
+        answer can rely on the journal already showing it."""
         self.app.emulator.record(
             method=self.method,
             path=self.path,
