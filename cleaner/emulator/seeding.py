@@ -150,7 +150,7 @@ def build_records(
     errored = round(n * population.errored_fraction)
     out: list[BatchRecord] = []
     for batch_id in ids:
-        created = now_us - age_us - (rng.randrange(spread_us + 1) if spread_us else 0)
+        created = now_us - age_us - (int(rng.random() * spread_us) if spread_us else 0)
         record = BatchRecord(batch_id, store.sort_key(created), created, n, 0, errored)
         _place_in_lifecycle(record, population, now_us, timing)
         out.append(record)

@@ -154,8 +154,8 @@ class BatchStore:
             self._records[record.id] = record
         records_sorted = sorted(records, key=_key_of)
         if not self._keys or records_sorted[0].key > self._keys[-1]:
-            self._keys.extend(r.key for r in records_sorted)
-            self._ids.extend(r.id for r in records_sorted)
+            self._keys.extend([r.key for r in records_sorted])
+            self._ids.extend([r.id for r in records_sorted])
             return
         keys = self._keys + [r.key for r in records_sorted]
         ids = self._ids + [r.id for r in records_sorted]
