@@ -67,7 +67,7 @@ def not_found(batch_id: str) -> ApiError:
 class EmulatorConfig:
     """Everything switchable; `Emulator.configure` swaps it at runtime."""
 
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     processing_time_s: float = 300.0
     cancel_settle_s: float = 30.0
     delete_running_status: Literal[400, 409] = 400
@@ -81,6 +81,7 @@ class EmulatorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.delete_running_status not in (400, 409):
             raise ValueError("delete_running_status must be 400 or 409")
         if self.cancel_canceling_status not in (200, 400, 409):
@@ -133,7 +134,7 @@ class JournalEntry:
 MUTATING_ENDPOINTS = frozenset({"create", "cancel", "delete"})
 
 
-@dataclass
+@dataclass(eq=False)
 class Emulator:
     """A stateful, in-memory Message Batches API."""
 
@@ -239,6 +240,8 @@ class Emulator:
 
     def configure(self, **changes: object) -> EmulatorConfig:
         """Replace configuration fields at runtime; faults restart their budgets and RNG."""
+        if "faults" in changes and isinstance(changes["faults"], list | tuple):
+            changes["faults"] = tuple(changes["faults"])
         with self._lock:
             new = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
             if "faults" in changes or "seed" in changes:
@@ -402,6 +405,33 @@ class Emulator:
 
     def _make_bucket(self, rpm: float | None) -> TokenBucket | None:
         return None if rpm is None else TokenBucket(rpm, self.monotonic)
+
+
+_NUMBERS = ("processing_time_s", "cancel_settle_s", "latency_s")
+_INTEGERS = ("delete_running_status", "cancel_canceling_status", "create_on_list", "seed")
+
+
+def _check_types(config: EmulatorConfig) -> None:
+    """Catch wrongly typed values early (the operator endpoint feeds JSON in here)."""
+
+    def is_number(value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    for name in _NUMBERS:
+        if not is_number(getattr(config, name)):
+            raise ValueError(f"{name} must be a number of seconds")
+    for name in _INTEGERS:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} must be an integer")
+    if config.rate_limit_rpm is not None and not is_number(config.rate_limit_rpm):
+        raise ValueError("rate_limit_rpm must be a number or null")
+    if config.api_key is not None and not isinstance(config.api_key, str):
+        raise ValueError("api_key must be a string or null")
+    if not isinstance(config.cancel_ended_ok, bool):
+        raise ValueError("cancel_ended_ok must be true or false")
+    if not isinstance(config.faults, tuple):
+        raise ValueError("faults must be a tuple of FaultRule")
 
 
 def _state_error(status: int, message: str) -> ApiError:

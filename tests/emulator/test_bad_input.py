@@ -113,7 +113,7 @@ def lenient_url() -> Iterator[str]:
     body=st.one_of(
         st.binary(max_size=200),
         st.recursive(
-            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10),
             lambda inner: (
                 st.lists(inner, max_size=3)
                 | st.dictionaries(st.text(max_size=8), inner, max_size=3)
