@@ -78,42 +78,133 @@ class Settings(BaseSettings):
     )
 
     # --- the API
-    api_key: SecretStr = Field(validation_alias="ANTHROPIC_API_KEY", min_length=1)
-    base_url: str = Field("https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL")
+    api_key: SecretStr = Field(
+        validation_alias="ANTHROPIC_API_KEY",
+        min_length=1,
+        description="API key of the workspace whose batches are cleaned. Required. Kept out "
+        "of logs; may instead be a file named ANTHROPIC_API_KEY in CLEANER_SECRETS_DIR.",
+        examples=["sk-ant-api03-EXAMPLE-NOT-A-REAL-KEY"],
+    )
+    base_url: str = Field(
+        "https://api.anthropic.com",
+        validation_alias="ANTHROPIC_BASE_URL",
+        description="Base URL of the API, http(s) with a host. Point it at a local emulator "
+        "for a trial.",
+        examples=["http://127.0.0.1:8000"],
+    )
 
     # --- the policy
-    retention: timedelta = Field(validation_alias="CLEANER_RETENTION")
-    processing_retention: timedelta | None = Field(
-        None, validation_alias="CLEANER_PROCESSING_RETENTION"
+    retention: timedelta = Field(
+        validation_alias="CLEANER_RETENTION",
+        description="Required. An ended batch older than this (from CLEANER_AGE_BASIS) is "
+        "deleted. A number with a unit (w, d, h, m, s, ms; combinable as 1h30m) or ISO 8601 "
+        "(P30D); a bare number is refused.",
+        examples=["30d"],
     )
-    age_basis: AgeBasis = Field(AgeBasis.CREATED_AT, validation_alias="CLEANER_AGE_BASIS")
+    processing_retention: timedelta | None = Field(
+        None,
+        validation_alias="CLEANER_PROCESSING_RETENTION",
+        description="A batch not yet ended (in progress or canceling) older than this, from "
+        "its creation, is canceled, waited on until it ends, then deleted. Defaults to "
+        "CLEANER_RETENTION.",
+        examples=["12h"],
+    )
+    age_basis: AgeBasis = Field(
+        AgeBasis.CREATED_AT,
+        validation_alias="CLEANER_AGE_BASIS",
+        description="What an ended batch's age counts from: created_at (the API's own "
+        "results clock) or ended_at.",
+        examples=["ended_at"],
+    )
     protected_ids: Annotated[frozenset[str], NoDecode] = Field(
-        frozenset(), validation_alias="CLEANER_PROTECTED_IDS"
+        frozenset(),
+        validation_alias="CLEANER_PROTECTED_IDS",
+        description="Comma-separated batch ids that are never canceled or deleted.",
+        examples=["msgbatch_013Zva2CMHLNnXjNJJKqJ2EF,msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d"],
     )
     max_deletions_per_run: int | None = Field(
-        None, ge=1, validation_alias="CLEANER_MAX_DELETIONS_PER_RUN"
+        None,
+        ge=1,
+        validation_alias="CLEANER_MAX_DELETIONS_PER_RUN",
+        description="At most this many actions per cycle, oldest batches first; the rest wait "
+        "for later cycles. Empty, none or off: no cap.",
+        examples=["1000"],
     )
-    dry_run: bool = Field(False, validation_alias="CLEANER_DRY_RUN")
+    dry_run: bool = Field(
+        False,
+        validation_alias="CLEANER_DRY_RUN",
+        description="true: list, plan and log every action (dry_run_action lines) but send no "
+        "cancel or delete. The shipped manifests set it; switch it off after reading the plan.",
+        examples=["true"],
+    )
 
     # --- the schedule and the cycle
-    schedule: str = Field("15m", validation_alias="CLEANER_SCHEDULE")
-    wait_timeout: timedelta = Field(timedelta(minutes=5), validation_alias="CLEANER_WAIT_TIMEOUT")
+    schedule: str = Field(
+        "15m",
+        validation_alias="CLEANER_SCHEDULE",
+        description="When `cleaner run` starts a cycle, besides one at start: an interval "
+        "(at least 1s) or a 5-field cron expression in UTC. A long cycle delays the next one; "
+        "it never overlaps it.",
+        examples=["1h", "0 3 * * *"],
+    )
+    wait_timeout: timedelta = Field(
+        timedelta(minutes=5),
+        validation_alias="CLEANER_WAIT_TIMEOUT",
+        description="How long a cycle waits for canceled batches to end before leaving them to "
+        "the next cycle. 0s: do not wait.",
+        examples=["10m"],
+    )
 
     # --- the client
     requests_per_minute: int = Field(
-        500, ge=1, le=1_000_000, validation_alias="CLEANER_REQUESTS_PER_MINUTE"
+        500,
+        ge=1,
+        le=1_000_000,
+        validation_alias="CLEANER_REQUESTS_PER_MINUTE",
+        description="Upper bound on API requests per minute. The key's rate "
+        "limit is shared with other traffic: leave headroom. Lowered for a while after a 429.",
+        examples=["200"],
     )
-    concurrency: int = Field(32, ge=1, le=512, validation_alias="CLEANER_CONCURRENCY")
+    concurrency: int = Field(
+        32,
+        ge=1,
+        le=512,
+        validation_alias="CLEANER_CONCURRENCY",
+        description="API requests in flight at most.",
+        examples=["8"],
+    )
     request_timeout: timedelta = Field(
-        timedelta(seconds=30), validation_alias="CLEANER_REQUEST_TIMEOUT"
+        timedelta(seconds=30),
+        validation_alias="CLEANER_REQUEST_TIMEOUT",
+        description="Time limit for one HTTP exchange, the whole body included.",
+        examples=["10s"],
     )
-    max_attempts: int = Field(10, ge=1, le=50, validation_alias="CLEANER_MAX_ATTEMPTS")
+    max_attempts: int = Field(
+        10,
+        ge=1,
+        le=50,
+        validation_alias="CLEANER_MAX_ATTEMPTS",
+        description="Attempts per API call, the first included, on 429, 5xx, 529 "
+        "and connection errors, with backoff that honours retry-after.",
+        examples=["5"],
+    )
 
     # --- operations
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", validation_alias="CLEANER_LOG_LEVEL"
+        "info",
+        validation_alias="CLEANER_LOG_LEVEL",
+        description="debug, info, warning or error. Logs are JSON lines on stdout.",
+        examples=["debug"],
     )
-    http_port: int | None = Field(None, ge=0, le=65535, validation_alias="CLEANER_HTTP_PORT")
+    http_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        validation_alias="CLEANER_HTTP_PORT",
+        description="Port serving /livez, /readyz and /metrics on all interfaces. Unset: 8080 "
+        "for `cleaner run`, none for `cleaner run --once`. 0 picks a free port.",
+        examples=["9090"],
+    )
 
     @field_validator(
         "retention", "processing_retention", "wait_timeout", "request_timeout", mode="before"
