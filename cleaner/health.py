@@ -44,6 +44,9 @@ from cleaner.settings import Settings, parse_schedule
 if TYPE_CHECKING:  # the daemon wires us in; importing it here would be circular
     from cleaner.daemon import DaemonState
 
+#: Where the health port listens: every interface, since probes and scrapes come from
+#: outside the pod (the NetworkPolicy and the Service decide who may connect).
+DEFAULT_HOST = "0.0.0.0"  # noqa: S104  # nosec B104
 #: The least time a late tick is forgiven, however short the schedule's period.
 TICK_GRACE_S = 60.0
 #: The least silence a running cycle is allowed before it counts as stalled.
