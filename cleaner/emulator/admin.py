@@ -36,9 +36,10 @@ from cleaner.emulator.asgi import (
     respond_stream,
 )
 from cleaner.emulator.clock import ManualClock, OffsetClock
-from cleaner.emulator.emulator import ApiError, Emulator, EmulatorConfig, config_changes
+from cleaner.emulator.config import EmulatorConfig, config_changes
+from cleaner.emulator.emulator import Emulator
 from cleaner.emulator.seeding import load_populations
-from cleaner.emulator.wire import JsonObject, error_json, format_datetime, request_id
+from cleaner.emulator.wire import ApiError, JsonObject, error_json, format_datetime, request_id
 
 MAX_SEED_IDS_RETURNED = 10_000
 MAX_ADMIN_PAGE = 100_000

@@ -11,7 +11,6 @@ operator endpoints (`admin.py`), which need no key and are never rate limited or
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,16 +32,19 @@ from cleaner.emulator.asgi import (
     respond_stream,
     send_partial_then_abort,
 )
-from cleaner.emulator.emulator import ApiError, Emulator, invalid
-from cleaner.emulator.faults import ERROR_KINDS, FaultRule, retry_after_headers
-from cleaner.emulator.wire import JsonObject, error_json, request_id
+from cleaner.emulator.emulator import Emulator
+from cleaner.emulator.faults import (
+    ERROR_KINDS,
+    FaultRule,
+    fault_error,
+    fault_headers,
+    retry_after_headers,
+)
+from cleaner.emulator.validation import parse_create, parse_list_query, valid_batch_id
+from cleaner.emulator.wire import ApiError, JsonObject, error_json, invalid, request_id
 
 API_VERSIONS = frozenset({"2023-06-01", "2026-10-21"})
-MAX_REQUESTS_PER_BATCH = 100_000
-MAX_LIST_LIMIT = 1000
 DEFAULT_HANG_S = 120.0
-_BATCH_ID = re.compile(r"^msgbatch_[A-Za-z0-9_-]{1,64}$")
-_CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PREFIX = "/v1/messages/batches"
 
 
@@ -77,7 +79,7 @@ def route(method: str, path: str) -> Route:
             "other", error=ApiError(405, "invalid_request_error", f"{method} not allowed on {path}")
         )
     batch_id = parts[0] if parts else None
-    if batch_id is not None and not _BATCH_ID.match(batch_id):
+    if batch_id is not None and not valid_batch_id(batch_id):
         return Route(endpoint, batch_id, invalid(f"message_batch_id: invalid id {batch_id!r}"))
     return Route(endpoint, batch_id)
 
@@ -187,7 +189,9 @@ class _Request:
             extra.append((b"x-should-retry", b"true" if rule.should_retry else b"false"))
         if kind in ERROR_KINDS:
             await self.fail(
-                _fault_error(kind, self.route), headers=[*extra, *_wait(kind, rule)], fault=kind
+                fault_error(kind, self.route.batch_id),
+                headers=[*extra, *fault_headers(kind, rule)],
+                fault=kind,
             )
             return True
         if kind == "malformed":
@@ -282,80 +286,6 @@ class _Request:
         return f"{self.scope.get('scheme', 'http')}://{hosts[0]}"
 
 
-def parse_create(body: bytes) -> list[str]:
-    """Validate a create body; returns the custom_ids. Raises ApiError(400) when invalid."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise invalid(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise invalid("request body must be a JSON object")
-    for key in data:
-        if key != "requests":
-            raise invalid(f"{key}: Extra inputs are not permitted")
-    requests = data.get("requests")
-    if not isinstance(requests, list):
-        raise invalid("requests: Field required (a list of {custom_id, params})")
-    if not 1 <= len(requests) <= MAX_REQUESTS_PER_BATCH:
-        raise invalid(f"requests: must hold 1 to {MAX_REQUESTS_PER_BATCH} items")
-    custom_ids: list[str] = []
-    seen: set[str] = set()
-    for index, item in enumerate(requests):
-        custom_id = _check_request(index, item)
-        if custom_id in seen:
-            raise invalid(f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}")
-        seen.add(custom_id)
-        custom_ids.append(custom_id)
-    return custom_ids
-
-
-def _check_request(index: int, item: object) -> str:
-    where = f"requests.{index}"
-    if not isinstance(item, dict):
-        raise invalid(f"{where}: must be an object with custom_id and params")
-    for key in item:
-        if key not in ("custom_id", "params"):
-            raise invalid(f"{where}.{key}: Extra inputs are not permitted")
-    custom_id = item.get("custom_id")
-    if not isinstance(custom_id, str) or not _CUSTOM_ID.match(custom_id):
-        raise invalid(f"{where}.custom_id: must be 1-64 characters of [a-zA-Z0-9_-]")
-    params = item.get("params")
-    if not isinstance(params, dict):
-        raise invalid(f"{where}.params: Field required (an object)")
-    model, max_tokens, messages = (
-        params.get("model"),
-        params.get("max_tokens"),
-        params.get("messages"),
-    )
-    if not isinstance(model, str) or not model:
-        raise invalid(f"{where}.params.model: Field required (a string)")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise invalid(f"{where}.params.max_tokens: must be a positive integer")
-    if not isinstance(messages, list):
-        raise invalid(f"{where}.params.messages: Field required (a list)")
-    return custom_id
-
-
-def parse_list_query(query: list[tuple[str, str]]) -> tuple[int, str | None, str | None]:
-    """limit (1-1000, default 20), after_id, before_id; raises ApiError(400) when invalid."""
-    params = dict(query)
-    raw_limit = params.get("limit")
-    limit = 20
-    if raw_limit is not None:
-        if not raw_limit.isdigit() or not raw_limit.isascii():
-            raise invalid(f"limit: Input should be a valid integer, got {raw_limit!r}")
-        limit = int(raw_limit)
-        if not 1 <= limit <= MAX_LIST_LIMIT:
-            raise invalid(f"limit: must be between 1 and {MAX_LIST_LIMIT}, got {limit}")
-    after_id, before_id = params.get("after_id"), params.get("before_id")
-    if after_id is not None and before_id is not None:
-        raise invalid("after_id and before_id cannot be used together")
-    for name, value in (("after_id", after_id), ("before_id", before_id)):
-        if value is not None and not _BATCH_ID.match(value):
-            raise invalid(f"{name}: invalid id {value!r}")
-    return limit, after_id, before_id
-
-
 def _presented_keys(scope: Scope) -> set[str]:
     keys = {value.strip() for value in header_values(scope, b"x-api-key")}
     for value in header_values(scope, b"authorization"):
@@ -363,30 +293,6 @@ def _presented_keys(scope: Scope) -> set[str]:
         if scheme.lower() == "bearer":
             keys.add(token.strip())
     return keys
-
-
-def _fault_error(kind: str, route_: Route) -> ApiError:
-    status, error_type = ERROR_KINDS[kind]
-    messages = {
-        "server_error": "Internal server error (emulated)",
-        "overloaded": "Overloaded (emulated)",
-        "timeout": "Request timed out (emulated)",
-        "rate_limit": "rate limit exceeded (emulated)",
-        "spend_cap": "You have reached your specified API usage limits. You will regain "
-        "access on the first day of next month (emulated monthly spend cap)",
-        "not_found": f"message batch {route_.batch_id!r} not found (emulated transient 404)",
-    }
-    # SDK 2.x reads error.details.error_code; this one makes it raise its spend-limit class.
-    details: JsonObject | None = (
-        {"error_code": "enforced_spend_limit_reached"} if kind == "spend_cap" else None
-    )
-    return ApiError(status, error_type, messages[kind], details)
-
-
-def _wait(kind: str, rule: FaultRule) -> list[Header]:
-    if kind == "rate_limit":
-        return retry_after_headers(1.0 if rule.seconds is None else rule.seconds)
-    return []
 
 
 def _batch_id_of(payload: JsonObject | None, route_: Route) -> str | None:

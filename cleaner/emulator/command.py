@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from cleaner.emulator.clock import OffsetClock
-from cleaner.emulator.emulator import Emulator, EmulatorConfig
+from cleaner.emulator.config import EmulatorConfig
+from cleaner.emulator.emulator import Emulator
 from cleaner.emulator.faults import FAULT_KINDS, FaultRule
 from cleaner.emulator.seeding import Population, load_populations, parse_duration
 from cleaner.emulator.server import serve_forever

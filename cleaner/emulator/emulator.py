@@ -17,13 +17,14 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from cleaner.emulator.clock import Clock, system_clock, to_us
-from cleaner.emulator.faults import FaultPlan, FaultRule, Firing, TokenBucket
+from cleaner.emulator.config import EmulatorConfig
+from cleaner.emulator.faults import FaultPlan, Firing, TokenBucket
 from cleaner.emulator.seeding import Population, Timing, build_records
 from cleaner.emulator.store import (
     ARCHIVE_US,
@@ -34,77 +35,16 @@ from cleaner.emulator.store import (
     observe,
 )
 from cleaner.emulator.wire import (
+    ApiError,
     JsonObject,
     batch_json,
     deleted_json,
+    invalid,
+    not_found,
     page_json,
     result_lines,
+    state_error,
 )
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, error type and message for the envelope."""
-
-    def __init__(
-        self, status: int, error_type: str, message: str, details: JsonObject | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.details = details
-
-
-def invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_request_error", message)
-
-
-def not_found(batch_id: str) -> ApiError:
-    return ApiError(404, "not_found_error", f"message batch {batch_id!r} not found")
-
-
-@dataclass(frozen=True, slots=True)
-class EmulatorConfig:
-    """Everything switchable; `Emulator.configure` swaps it at runtime."""
-
-    api_key: str | None = field(default=None, repr=False)
-    processing_time_s: float = 300.0
-    cancel_settle_s: float = 30.0
-    delete_running_status: Literal[400, 409] = 400
-    cancel_ended_ok: bool = False
-    cancel_canceling_status: Literal[200, 400, 409] = 200
-    deleted_cursor: Literal["works", "404"] = "works"
-    rate_limit_rpm: float | None = None
-    latency_s: float = 0.0
-    faults: tuple[FaultRule, ...] = ()
-    create_on_list: int = 0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check_types(self)
-        if self.delete_running_status not in (400, 409):
-            raise ValueError("delete_running_status must be 400 or 409")
-        if self.cancel_canceling_status not in (200, 400, 409):
-            raise ValueError("cancel_canceling_status must be 200, 400 or 409")
-        if self.deleted_cursor not in ("works", "404"):
-            raise ValueError('deleted_cursor must be "works" or "404"')
-        if self.processing_time_s < 0 or self.cancel_settle_s < 0 or self.latency_s < 0:
-            raise ValueError("durations must be >= 0")
-        if self.rate_limit_rpm is not None and self.rate_limit_rpm <= 0:
-            raise ValueError("rate_limit_rpm must be > 0 (or None for no limit)")
-        if self.create_on_list < 0:
-            raise ValueError("create_on_list must be >= 0")
-        if not all(isinstance(rule, FaultRule) for rule in self.faults):
-            raise ValueError("faults must be FaultRule objects")
-
-    def to_json(self) -> JsonObject:
-        """The configuration as the operator endpoint shows it (the key only as set / unset)."""
-        out: JsonObject = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "api_key"
-        }
-        out["faults"] = [rule.to_json() for rule in self.faults]
-        out["api_key_set"] = self.api_key is not None
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +277,7 @@ class Emulator:
                 record.cancel_us = now_us
                 record.settle_us = round(self.config.cancel_settle_s * SECOND_US)
             elif status == "canceling" and self.config.cancel_canceling_status != 200:
-                raise _state_error(
+                raise state_error(
                     self.config.cancel_canceling_status,
                     f"message batch {batch_id!r} is already canceling",
                 )
@@ -352,7 +292,7 @@ class Emulator:
             record = self._live(batch_id)
             status = observe(record, to_us(self._now())).status
             if status != "ended":
-                raise _state_error(
+                raise state_error(
                     self.config.delete_running_status,
                     f"message batch {batch_id!r} is {status}; it can be deleted only once it"
                     " has ended (cancel it first)",
@@ -405,52 +345,3 @@ class Emulator:
 
     def _make_bucket(self, rpm: float | None) -> TokenBucket | None:
         return None if rpm is None else TokenBucket(rpm, self.monotonic)
-
-
-_NUMBERS = ("processing_time_s", "cancel_settle_s", "latency_s")
-_INTEGERS = ("delete_running_status", "cancel_canceling_status", "create_on_list", "seed")
-
-
-def _check_types(config: EmulatorConfig) -> None:
-    """Catch wrongly typed values early (the operator endpoint feeds JSON in here)."""
-
-    def is_number(value: object) -> bool:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-
-    for name in _NUMBERS:
-        if not is_number(getattr(config, name)):
-            raise ValueError(f"{name} must be a number of seconds")
-    for name in _INTEGERS:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{name} must be an integer")
-    if config.rate_limit_rpm is not None and not is_number(config.rate_limit_rpm):
-        raise ValueError("rate_limit_rpm must be a number or null")
-    if config.api_key is not None and not isinstance(config.api_key, str):
-        raise ValueError("api_key must be a string or null")
-    if not isinstance(config.cancel_ended_ok, bool):
-        raise ValueError("cancel_ended_ok must be true or false")
-    if not isinstance(config.faults, tuple):
-        raise ValueError("faults must be a tuple of FaultRule")
-
-
-def _state_error(status: int, message: str) -> ApiError:
-    """The [assume]d answer to an operation the batch's state forbids: 400 or 409."""
-    if status == 409:
-        return ApiError(409, "conflict_error", message)
-    return ApiError(400, "invalid_request_error", message)
-
-
-def config_changes(data: Mapping[str, object]) -> dict[str, object]:
-    """Validate an operator's partial configuration (JSON) into `configure` keyword args."""
-    names = {f.name for f in dataclasses.fields(EmulatorConfig)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"unknown configuration fields {sorted(unknown)}")
-    changes = dict(data)
-    faults = changes.get("faults")
-    if "faults" in changes:
-        if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
-            raise ValueError("faults must be a list of rule objects")
-        changes["faults"] = tuple(FaultRule.from_json(rule) for rule in faults)
-    return changes

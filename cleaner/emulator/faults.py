@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from cleaner.emulator.wire import ApiError, JsonObject
+
 Endpoint = Literal["create", "retrieve", "list", "cancel", "delete", "results"]
 ENDPOINTS: frozenset[str] = frozenset(get_args(Endpoint))
 
@@ -193,6 +195,32 @@ def retry_after_headers(wait_s: float) -> list[tuple[bytes, bytes]]:
     seconds = max(1, math.ceil(wait_s))
     millis = max(1, math.ceil(wait_s * 1000))
     return [(b"retry-after", str(seconds).encode()), (b"retry-after-ms", str(millis).encode())]
+
+
+def fault_error(kind: str, batch_id: str | None) -> ApiError:
+    """The error answer of an error-like fault kind."""
+    status, error_type = ERROR_KINDS[kind]
+    messages = {
+        "server_error": "Internal server error (emulated)",
+        "overloaded": "Overloaded (emulated)",
+        "timeout": "Request timed out (emulated)",
+        "rate_limit": "rate limit exceeded (emulated)",
+        "spend_cap": "You have reached your specified API usage limits. You will regain "
+        "access on the first day of next month (emulated monthly spend cap)",
+        "not_found": f"message batch {batch_id!r} not found (emulated transient 404)",
+    }
+    # SDK 2.x reads error.details.error_code; this one makes it raise its spend-limit class.
+    details: JsonObject | None = (
+        {"error_code": "enforced_spend_limit_reached"} if kind == "spend_cap" else None
+    )
+    return ApiError(status, error_type, messages[kind], details)
+
+
+def fault_headers(kind: str, rule: FaultRule) -> list[tuple[bytes, bytes]]:
+    """Extra headers of a fault answer: retry-after for rate_limit (never for spend_cap)."""
+    if kind == "rate_limit":
+        return retry_after_headers(1.0 if rule.seconds is None else rule.seconds)
+    return []
 
 
 def _number(value: object, name: str) -> float:

@@ -133,3 +133,31 @@ def _message(record: BatchRecord, index: int) -> JsonObject:
         "stop_sequence": None,
         "usage": {"input_tokens": 1, "output_tokens": 1},
     }
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, error type and message for the envelope."""
+
+    def __init__(
+        self, status: int, error_type: str, message: str, details: JsonObject | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.details = details
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(400, "invalid_request_error", message)
+
+
+def not_found(batch_id: str) -> ApiError:
+    return ApiError(404, "not_found_error", f"message batch {batch_id!r} not found")
+
+
+def state_error(status: int, message: str) -> ApiError:
+    """The [assume]d answer to an operation the batch's state forbids: 400 or 409."""
+    if status == 409:
+        return ApiError(409, "conflict_error", message)
+    return ApiError(400, "invalid_request_error", message)
