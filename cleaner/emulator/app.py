@@ -233,7 +233,8 @@ class _Request:
                 limit=limit, after_id=after_id, before_id=before_id, base_url=base_url
             )
             return 200, page, created > 0
-        assert batch_id is not None
+        if batch_id is None:  # route() gives every per-batch endpoint an id
+            raise ApiError(404, "not_found_error", f"no route for {self.path}")
         if endpoint == "retrieve":
             return 200, emulator.retrieve(batch_id, base_url), False
         if endpoint == "cancel":

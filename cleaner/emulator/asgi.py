@@ -60,7 +60,8 @@ async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
 def header_values(scope: Scope, name: bytes) -> list[str]:
     """All values of a request header (lower-case name), decoded as latin-1."""
     raw = scope.get("headers", [])
-    assert isinstance(raw, Iterable)
+    if not isinstance(raw, Iterable):
+        return []
     return [value.decode("latin-1") for key, value in raw if key == name]
 
 

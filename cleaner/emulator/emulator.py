@@ -86,7 +86,7 @@ class Emulator:
         self._lock = threading.RLock()
         self._now: Clock = self.clock if self.clock is not None else system_clock
         self._store = BatchStore()
-        self._rng = random.Random(self.config.seed)  # noqa: S311  # replayable ids, not secrets
+        self._rng = random.Random(self.config.seed)  # noqa: S311  # nosec B311  # replayable ids, not secrets
         self._faults = FaultPlan.build(self.config.faults, self.config.seed)
         self._bucket = self._make_bucket(self.config.rate_limit_rpm)
         self.journal: list[JournalEntry] = []
@@ -134,7 +134,8 @@ class Emulator:
             )
             (batch_id,) = self.seed(population)
             found = self.get(batch_id)
-            assert found is not None  # just added under the lock
+            if found is None:  # cannot happen: added under the lock just now
+                raise RuntimeError(f"batch {batch_id} vanished while being added")
             return found
 
     def get(self, batch_id: str) -> JsonObject | None:

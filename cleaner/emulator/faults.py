@@ -139,7 +139,7 @@ class FaultPlan:
     def build(cls, rules: Iterable[FaultRule], seed: int) -> FaultPlan:
         """A fresh plan: budgets full, RNG at the start of `seed`."""
         frozen = tuple(rules)
-        rng = random.Random(seed)  # noqa: S311  # replayable faults, not cryptography
+        rng = random.Random(seed)  # noqa: S311  # nosec B311  # replayable, not crypto
         return cls(rules=frozen, rng=rng, remaining=[r.times for r in frozen])
 
     def decide(self, endpoint: str, base_latency_s: float) -> Firing:
