@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil  # type: ignore[import-untyped]  # dev deps lack types-psutil
@@ -51,6 +52,7 @@ def main() -> int:
         ],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[1],  # the repo: `-m cleaner.emulator` resolves
     )
     try:
         assert process.stdout is not None

@@ -86,7 +86,8 @@ class Emulator:
         self._lock = threading.RLock()
         self._now: Clock = self.clock if self.clock is not None else system_clock
         self._store = BatchStore()
-        self._rng = random.Random(self.config.seed)  # noqa: S311  # nosec B311  # replayable ids, not secrets
+        # Seeded on purpose: ids and seeding replay; nothing here is a secret.
+        self._rng = random.Random(self.config.seed)  # noqa: S311  # nosec B311
         self._faults = FaultPlan.build(self.config.faults, self.config.seed)
         self._bucket = self._make_bucket(self.config.rate_limit_rpm)
         self.journal: list[JournalEntry] = []

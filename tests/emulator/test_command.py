@@ -19,6 +19,7 @@ from cleaner.emulator.command import main, parse_fault
 from cleaner.emulator.faults import FaultRule
 
 READY_TIMEOUT_S = 20
+REPO = Path(__file__).resolve().parents[2]  # so `-m cleaner.emulator` resolves uninstalled
 
 
 @contextmanager
@@ -33,6 +34,7 @@ def _running(
         stderr=subprocess.PIPE,
         text=True,
         env={**base_env, **(env or {})},
+        cwd=REPO,
     )
     try:
         assert process.stdout is not None
