@@ -2,21 +2,23 @@
 
 The requests-per-minute budget is shared with the organisation's production traffic, so
 the configured rate is an upper bound, not a promise. Pacing uses aiolimiter's leaky
-bucket; adaptation is additive-increase / multiplicative-decrease on top of it, done by
-charging each request more than one token while throttled (aiolimiter's public API),
-so the bucket never has to be rebuilt and never bursts after a cut:
+bucket. Adaptation sits on top of it, without rebuilding the bucket (which would allow a
+fresh burst right after a cut): while throttled, each request is charged ``1 / share``
+tokens instead of one.
 
-* a 429 while pacing halves the effective rate (at most once per ``cooldown_s``, so a
-  volley of concurrent 429s counts as one signal) and pauses every caller until its
-  ``retry-after`` has passed;
-* every ``recover_every_s`` without a 429 the rate climbs back by ``recover_step`` of
-  the configured rate, so a mis-set budget costs a few 429s, not a storm.
+* A 429 while pacing is a congestion signal. The share drops to what the API accepted
+  over the last ``window_s`` (a little under it), or halves, whichever is lower; every
+  caller pauses until the ``retry-after`` has passed. 429s closer together than
+  ``cooldown_s`` are one signal, so a volley from concurrent requests cuts once.
+* Every ``recover_every_s`` without a 429 the share climbs back by ``recover_step``,
+  so a mis-set budget costs a few 429s, not a storm, and a passing squeeze is forgotten.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -28,9 +30,11 @@ class BudgetTuning:
     """How the budget paces and adapts. Defaults suit the real API."""
 
     burst_s: float = 0.25  # how much of a second's budget may leave at once
-    floor: float = 0.05  # never throttle below this share of the configured rate
-    cut: float = 0.5  # multiply the share by this on a 429
-    cooldown_s: float = 2.0  # 429s closer together than this are one signal
+    floor: float = 0.01  # never throttle below this share of the configured rate
+    cut: float = 0.5  # at most this share of the current rate survives a 429
+    headroom: float = 0.9  # aim this far under the rate the API was seen to accept
+    window_s: float = 2.0  # how far back the accepted rate is measured
+    cooldown_s: float = 1.0  # 429s closer together than this are one signal
     recover_every_s: float = 5.0
     recover_step: float = 0.05  # share of the configured rate regained per step
 
@@ -51,9 +55,9 @@ class RequestBudget:
         self._clock = clock
         self._sleep = sleep
         self._share = 1.0  # the fraction of the configured rate in force now
-        # Capacity must hold the heaviest charge (1 / floor tokens) and a short burst.
-        self._capacity = max(self.configured_per_s * self.tuning.burst_s, 1.0 / self.tuning.floor)
+        self._capacity = max(1.0, self.configured_per_s * self.tuning.burst_s)
         self._limiter = AsyncLimiter(self._capacity, self._capacity / self.configured_per_s)
+        self._accepted: deque[float] = deque()
         self._paused_until = 0.0
         self._last_cut = float("-inf")
         self._last_change = clock()
@@ -74,7 +78,19 @@ class RequestBudget:
         while (wait := self._paused_until - self._clock()) > 0:
             await self._sleep(wait)
         self._recover()
-        await self._limiter.acquire(min(1.0 / self._share, self._capacity))
+        charge = 1.0 / self._share
+        while charge > 0:  # a charge above the bucket's size is paid in instalments
+            part = min(charge, self._capacity)
+            await self._limiter.acquire(part)
+            charge -= part
+
+    def accepted(self) -> None:
+        """Record a request the API served (any status but 429)."""
+        now = self._clock()
+        self._accepted.append(now)
+        horizon = now - self.tuning.window_s
+        while self._accepted and self._accepted[0] < horizon:
+            self._accepted.popleft()
 
     def rate_limited(self, retry_after_s: float) -> bool:
         """Record a 429; returns True when it lowered the rate (a new congestion signal)."""
@@ -82,9 +98,15 @@ class RequestBudget:
         self._paused_until = max(self._paused_until, now + retry_after_s)
         if now - self._last_cut < self.tuning.cooldown_s:
             return False
+        horizon = now - self.tuning.window_s
+        served = sum(1 for t in self._accepted if t >= horizon)
+        share = self._share * self.tuning.cut
+        if served:  # with no history the measurement says nothing; just halve
+            measured = served / self.tuning.window_s / self.configured_per_s
+            share = min(share, self.tuning.headroom * measured)
+        self._share = max(self.tuning.floor, share)
         self._last_cut = now
         self._last_change = now + retry_after_s
-        self._share = max(self.tuning.floor, self._share * self.tuning.cut)
         self.cuts += 1
         return True
 

@@ -116,6 +116,8 @@ class BatchesClient:
         self._retry = retry or RetryPolicy()
         self._on_response = on_response
         self.stats = ClientStats()
+        # stamina would log every retry on its own; the cycle report counts them instead.
+        stamina.instrumentation.set_on_retry_hooks(())
 
     @staticmethod
     def http_client(
@@ -245,6 +247,8 @@ class BatchesClient:
                 self._count(endpoint, "connection_error")
                 raise ApiConnectionError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         self._count(endpoint, str(answer.status))
+        if answer.status != 429:
+            self._budget.accepted()
         self._note_rate_headers(answer.headers)
         if answer.status >= 400:
             raise self._status_error(method, path, answer)

@@ -10,12 +10,21 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import orjson
 import structlog
 
-Logger = structlog.stdlib.BoundLogger
+
+class Logger(Protocol):
+    """What cleaner needs of a logger: structlog's, or a test's fake that records events."""
+
+    def debug(self, event: str, **kw: Any) -> Any: ...
+    def info(self, event: str, **kw: Any) -> Any: ...
+    def warning(self, event: str, **kw: Any) -> Any: ...
+    def error(self, event: str, **kw: Any) -> Any: ...
+    def exception(self, event: str, **kw: Any) -> Any: ...
+
 
 _LEVELS = {
     "debug": logging.DEBUG,

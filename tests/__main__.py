@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _step(title: str, *argv: str) -> None:
     print(f"==> {title}: {' '.join(argv)}", flush=True)
-    result = subprocess.run(argv, cwd=ROOT, check=False)  # noqa: S603 - fixed tool list
+    result = subprocess.run(argv, cwd=ROOT, check=False)
     if result.returncode != 0:
         print(f"==> FAILED: {title} (exit {result.returncode})", flush=True)
         raise SystemExit(result.returncode)

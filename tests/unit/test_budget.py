@@ -28,6 +28,17 @@ def test_a_429_halves_the_rate_and_a_volley_counts_once() -> None:
     assert budget.per_minute == pytest.approx(300)
 
 
+def test_a_429_drops_the_rate_to_what_the_api_was_seen_to_accept() -> None:
+    """Ten times over budget: one signal brings the rate near the accepted rate."""
+    clock = FakeClock()
+    budget = RequestBudget(12_000, clock=clock)  # 200/s configured
+    for _ in range(40):  # the API served 20/s over the two-second window
+        budget.accepted()
+        clock.now += 0.05
+    budget.rate_limited(0.1)
+    assert budget.per_minute == pytest.approx(0.9 * 20 * 60)
+
+
 def test_repeated_congestion_cuts_again_but_never_below_the_floor() -> None:
     """Each separate signal halves again, down to the floor."""
     clock = FakeClock()
