@@ -409,10 +409,11 @@ def _log_summary(log: Logger, report: CycleReport) -> None:
         "retries": report.retries,
         "rate_limited": report.rate_limited,
     }
-    if report.error is None:
+    if report.ok:
         log.info("cycle_finished", **fields)
     else:
-        log.error("cycle_finished", error=report.error, **fields)
+        # The cause was already logged once at level error; the summary only says so.
+        log.warning("cycle_finished", error=report.error, **fields)
 
 
 def _log_error(log: Logger, event: str, exc: BaseException, **extra: object) -> None:

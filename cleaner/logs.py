@@ -69,7 +69,10 @@ class _Redact:
 
 
 def _json(event: MutableMapping[str, Any], **_: Any) -> str:
-    return orjson.dumps(event, default=str).decode()
+    # timestamp, level and event first: the fields a person scans a log for.
+    ordered = {key: event.pop(key) for key in ("timestamp", "level", "event") if key in event}
+    ordered.update(event)
+    return orjson.dumps(ordered, default=str).decode()
 
 
 def configure_logging(

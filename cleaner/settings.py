@@ -23,7 +23,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from cleaner.errors import ConfigError
 from cleaner.models import AgeBasis
@@ -342,6 +348,30 @@ def load_settings() -> Settings:
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+class _ExplicitSettings(Settings):
+    """Settings validated from given values alone; the environment is not consulted."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_from(values: Mapping[str, Any]) -> Settings:
+    """Settings from explicit values keyed by variable name (the demo, tests).
+
+    Validated exactly like the environment, but whatever the caller's shell has set is
+    ignored, so the result is the same on every machine.
+    """
+    return _ExplicitSettings(**values)
 
 
 def _message(error: Mapping[str, Any]) -> str:
