@@ -59,6 +59,7 @@ class CycleOptions:
     poll_initial_s: float = 1.0
     poll_max_s: float = 30.0
     not_found_limit: int = 3  # consecutive 404s on retrieve before a batch counts as gone
+    probes: int = 3  # waiters that poll early; the rest wait to learn how long settling takes
     progress_every_s: float = 30.0
 
 
@@ -73,6 +74,8 @@ class _Tally:
     outcomes: Counter[tuple[ActionKind, Outcome]] = field(default_factory=Counter)
     fatal: BaseException | None = None
     settle_s: float | None = None  # quickest cancel-to-ended seen: when to poll the others
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # settle_s is known
+    probes: int = 0  # waiters that poll on their own backoff to learn settle_s
 
 
 async def plan_cycle(
@@ -232,12 +235,17 @@ class _Actor:
         return batch
 
     async def _wait_until_ended(self, action: Action, *, cancel_sent_at: float) -> Batch | None:
-        """Poll with backoff until the batch has ended; None if it did not (or is gone)."""
+        """Poll with backoff until the batch has ended; None if it did not (or is gone).
+
+        Batches canceled together settle together. A few waiters (probes) poll on an
+        exponential backoff; the others wait until a probe has seen how long settling
+        takes and then poll about that long after their own cancel, so most batches need
+        a single poll instead of one per backoff step.
+        """
+        probe = self.tally.probes < self.options.probes
+        self.tally.probes += probe
         delay, not_found = self.options.poll_initial_s, 0
         while True:
-            if self.tally.settle_s is not None:
-                # Batches canceled together settle together: wait about as long as the first.
-                delay = max(delay, self.tally.settle_s - (self.clock() - cancel_sent_at))
             remaining = self.deadline - self.clock()
             if remaining <= 0:
                 self._finish(action, Outcome.WAIT_TIMEOUT)
@@ -248,6 +256,11 @@ class _Actor:
                     note="the next cycle picks it up",
                 )
                 return None
+            if not probe and not self.tally.settled.is_set():
+                # Until a probe knows, look again only at the slowest poll cadence.
+                await _first(self.tally.settled, self.stop, min(self.options.poll_max_s, remaining))
+            if self.tally.settle_s is not None:
+                delay = max(delay, self.tally.settle_s - (self.clock() - cancel_sent_at))
             if await _stopped_within(self.stop, min(delay, remaining)) or self.tally.fatal:
                 self._finish(action, Outcome.NOT_ATTEMPTED)
                 return None
@@ -271,6 +284,7 @@ class _Actor:
                 settle = self.clock() - cancel_sent_at
                 if self.tally.settle_s is None or settle < self.tally.settle_s:
                     self.tally.settle_s = settle
+                self.tally.settled.set()
                 return batch
             delay = min(delay * 2, self.options.poll_max_s)
 
@@ -348,6 +362,16 @@ class _Actor:
         if self.on_progress is not None:
             self.on_progress(snapshot)
         return snapshot
+
+
+async def _first(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    """Sleep until ``event`` or ``stop`` is set, or ``seconds`` pass."""
+    waits = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
+    try:
+        await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
