@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from cleaner import healthcheck
+from cleaner.budget import BudgetTuning
 from cleaner.daemon import DaemonState
 from cleaner.health import MIN_STALL_AFTER_S, TICK_GRACE_S, Probes, serve_health, stall_after_s
 from cleaner.metrics import Metrics
@@ -215,9 +216,9 @@ def test_a_cron_schedule_forgives_a_tick_until_a_period_after_it_was_due() -> No
 
 
 def test_the_stall_bound_grows_only_under_a_tiny_request_budget() -> None:
-    """Ten minutes normally; at 1 request a minute, three slowest requests' worth."""
+    """Ten minutes normally; at 1 request a minute, three requests at the budget's floor."""
     base = {"ANTHROPIC_API_KEY": "k", "CLEANER_RETENTION": "30d"}
     normal = Settings.model_validate(base)
     tiny = Settings.model_validate({**base, "CLEANER_REQUESTS_PER_MINUTE": "1"})
     assert stall_after_s(normal) == MIN_STALL_AFTER_S
-    assert stall_after_s(tiny) == 3 * 60 / 0.05
+    assert stall_after_s(tiny) == 3 * 60 / BudgetTuning().floor
