@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -184,3 +187,21 @@ def _version() -> str:
     from cleaner import __version__
 
     return __version__
+
+
+def test_promtool_finds_no_naming_problem_where_it_is_installed() -> None:
+    """promtool check metrics (Debian package prometheus) passes the exposition, if present."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+    metrics = Metrics(CollectorRegistry())
+    metrics.observe_report(_report())
+    metrics.on_response("list", "200")
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=generate_latest(metrics.registry),
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
