@@ -5,6 +5,9 @@
     cleaner plan           what one cycle would do, and why; sends no cancel or delete
     cleaner demo           the whole job against the built-in emulator, no key needed
     cleaner emulator       the local Message Batches API (see ``cleaner emulator --help``)
+    cleaner healthcheck    exit 0 when the local /livez answers (the container HEALTHCHECK)
+    cleaner config-reference [--write PATH | --check PATH]
+                           the configuration reference, generated from the settings model
 
 Exit codes: 0 every planned action succeeded or nothing was due; 1 a cycle failed
 (failed actions, or the API unreachable within the retry budget); 2 bad configuration,
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 
 from cleaner import __version__
 from cleaner.errors import ConfigError
@@ -45,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("demo", help="run real cycles against the built-in emulator (no key needed)")
     sub.add_parser("emulator", help="serve the local Message Batches API", add_help=False)
+    sub.add_parser("healthcheck", help="probe the local /livez (for container HEALTHCHECKs)")
+    sub.add_parser(
+        "config-reference",
+        help="print the configuration reference (config/README.md)",
+        add_help=False,
+    )
     return parser
 
 
@@ -55,7 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cleaner.emulator.command import main as emulator_main
 
         return emulator_main(args_list[1:])
+    if args_list[:1] == ["config-reference"]:
+        from cleaner.reference import main as reference_main
+
+        return reference_main(args_list[1:])
     args = _parser().parse_args(args_list)
+    if args.command == "healthcheck":
+        from cleaner.healthcheck import main as healthcheck_main
+
+        return healthcheck_main()
     if args.command == "demo":
         from cleaner.demo import run_demo
 
@@ -78,12 +96,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(settings: Settings, *, once: bool) -> int:
-    from cleaner.daemon import Daemon, open_client
+    """Wire the daemon: client, metrics, the health server when a port is set, then run."""
+    from prometheus_client import CollectorRegistry
 
-    async with open_client(settings) as client:
-        daemon = Daemon(settings, client)
-        if once:
-            report = await daemon.run_once()
-            return EXIT_OK if report.ok else EXIT_FAILED
-        await daemon.run_forever()
-        return EXIT_OK
+    from cleaner.daemon import Daemon, open_client
+    from cleaner.health import DEFAULT_HOST, serve_health, stall_after_s
+    from cleaner.metrics import Metrics
+
+    metrics = Metrics(CollectorRegistry())
+    metrics.set_dry_run(settings.dry_run)
+    port = settings.health_port(once=once)
+    async with open_client(settings, on_response=metrics.on_response) as client:
+        metrics.watch_budget(lambda: client.budget.per_minute)
+        daemon = Daemon(
+            settings,
+            client,
+            observers=(metrics.observe_report,),
+            on_progress=metrics.on_progress,
+        )
+        async with AsyncExitStack() as stack:
+            if port is not None:
+                await stack.enter_async_context(
+                    serve_health(
+                        daemon.state,
+                        metrics,
+                        host=DEFAULT_HOST,
+                        port=port,
+                        stall_after_s=stall_after_s(settings),
+                        schedule=None if once else settings.schedule,
+                    )
+                )
+            if once:
+                report = await daemon.run_once()
+                return EXIT_OK if report.ok else EXIT_FAILED
+            await daemon.run_forever()
+            return EXIT_OK

@@ -141,7 +141,11 @@ class Daemon:
     def _record(self, report: CycleReport) -> None:
         self.state.cycles += 1
         self.state.last_report = report
-        if any(status.isdigit() for _, status in self.client.stats.responses):
+        # Any HTTP answer but 401/403 shows the API is reachable with a usable key.
+        if any(
+            status.isdigit() and status not in {"401", "403"}
+            for _, status in self.client.stats.responses
+        ):
             self.state.api_answered = True
         if report.ok:
             self.state.last_success_at = self.now()

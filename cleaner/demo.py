@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta
 from typing import TextIO
 
 from cleaner.daemon import Daemon, open_client
@@ -97,7 +96,7 @@ def _summary(out: TextIO, before: int, after: int, reports: list[CycleReport]) -
         f"cycle 3: nothing due ({sum(last.planned.values())} planned)",
         "Every deletion above is one JSON line with event=batch_deleted and the API's "
         "confirmation.",
-        f"Retention used: 30 days for ended batches, {timedelta(hours=2)} for running ones.",
+        "Retention used: 30 days for ended batches, 2 hours for running ones.",
     ]
     out.write("\n".join(lines) + "\n")
     out.flush()

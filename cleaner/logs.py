@@ -103,6 +103,12 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn's own logging config (if anything applied it) gives these loggers private
+        # plain-text handlers; send them through the JSON pipeline instead.
+        library = logging.getLogger(name)
+        library.handlers[:] = []
+        library.propagate = True
     for name in _CHATTY:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.configure(

@@ -202,13 +202,12 @@ class Settings(BaseSettings):
         description="debug, info, warning or error. Logs are JSON lines on stdout.",
         examples=["debug"],
     )
-    http_port: int | None = Field(
+    http_port: Annotated[int, Field(ge=0, le=65535)] | Literal["off"] | None = Field(
         None,
-        ge=0,
-        le=65535,
         validation_alias="CLEANER_HTTP_PORT",
         description="Port serving /livez, /readyz and /metrics on all interfaces. Unset: 8080 "
-        "for `cleaner run`, none for `cleaner run --once`. 0 picks a free port.",
+        "for `cleaner run`, none for `cleaner run --once`. `off` serves nothing; 0 picks a "
+        "free port.",
         examples=["9090"],
     )
 
@@ -243,12 +242,29 @@ class Settings(BaseSettings):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("max_deletions_per_run", "http_port", mode="before")
+    @field_validator("max_deletions_per_run", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"", "none", "off"}:
             return None
         return value
+
+    @field_validator("http_port", mode="before")
+    @classmethod
+    def _port_or_off(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value == "":
+                return None
+        return value
+
+    def health_port(self, *, once: bool) -> int | None:
+        """The port to serve health on, or None: 8080 for the daemon, none for --once."""
+        if self.http_port == "off":
+            return None
+        if self.http_port is None:
+            return None if once else 8080
+        return self.http_port
 
     @field_validator("base_url")
     @classmethod

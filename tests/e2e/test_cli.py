@@ -176,3 +176,61 @@ def test_the_demo_runs_real_cycles_and_summarises() -> None:
     json_lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
     assert sum(1 for x in json_lines if x["event"] == "batch_deleted") == 1550
     assert "== cleaner demo: summary ==" in done.stdout
+
+
+def test_the_daemon_serves_health_and_metrics_on_its_http_port(
+    emulator: Emulator, base_url: str
+) -> None:
+    """`cleaner run` with CLEANER_HTTP_PORT: /livez, /readyz and /metrics answer."""
+    import socket
+
+    import httpx
+
+    seed_backlog(emulator, old=5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = cleaner_env(base_url, CLEANER_SCHEDULE="1h", CLEANER_HTTP_PORT=str(port))
+    process = subprocess.Popen(command("run"), env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        ready = None
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                if ready.status_code == 200 and emulator.deleted_ids:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert ready is not None
+        assert ready.status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+        assert 'cleaner_api_requests_total{endpoint="list",status="200"}' in metrics
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+
+
+def test_healthcheck_fails_when_nothing_serves_the_port() -> None:
+    """The container HEALTHCHECK command exits non-zero without a live daemon."""
+    env = {"CLEANER_HTTP_PORT": "9", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        command("healthcheck"), env=env, capture_output=True, timeout=30, check=False
+    )
+    assert done.returncode != 0
+
+
+def test_config_reference_matches_the_committed_file() -> None:
+    """`cleaner config-reference --check` passes on the committed config/README.md."""
+    done = subprocess.run(
+        command("config-reference", "--check", "config/README.md"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

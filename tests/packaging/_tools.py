@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; types-PyYAML is not a dev dep
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE_DIRS = ("deploy/kubernetes", "deploy/kubernetes/overlays/cronjob")
