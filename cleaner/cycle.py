@@ -78,13 +78,24 @@ class _Tally:
     probes: int = 0  # waiters that poll on their own backoff to learn settle_s
 
 
+class _Interrupted(Exception):
+    """A stop was requested while listing: there is nothing half-done to finish."""
+
+
 async def plan_cycle(
-    client: BatchesClient, policy: RetentionPolicy, *, now: datetime, max_actions: int | None
+    client: BatchesClient,
+    policy: RetentionPolicy,
+    *,
+    now: datetime,
+    max_actions: int | None,
+    stop: asyncio.Event | None = None,
 ) -> Plan:
     """List every batch and decide what to do; sends no cancel or delete."""
     pages: list[Plan] = []
     async for page in client.pages():
         pages.append(plan(page.batches, policy, now))
+        if stop is not None and stop.is_set():
+            raise _Interrupted
     return cap(merge(pages), max_actions)
 
 
@@ -109,10 +120,14 @@ async def run_cycle(
     tally = _Tally()
     full = Plan()
     try:
-        full = await plan_cycle(client, policy, now=started_at, max_actions=options.max_actions)
+        full = await plan_cycle(
+            client, policy, now=started_at, max_actions=options.max_actions, stop=stop
+        )
     except ApiError as exc:
         tally.fatal = exc
         _log_error(log, "listing_failed", exc)
+    except _Interrupted:
+        log.info("listing_interrupted", note="stop requested; nothing was acted on")
     else:
         tally.planned = len(full.actions)
         _log_plan(log, full, options)

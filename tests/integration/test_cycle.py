@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from cleaner.cycle import CycleOptions
+from cleaner.cycle import CycleOptions, run_cycle
 from cleaner.emulator import Emulator, FaultRule, Population
 from cleaner.models import ActionKind, Outcome
 from cleaner.policy import RetentionPolicy
@@ -322,3 +322,27 @@ async def test_a_failing_batch_does_not_stop_the_others(emulator: Emulator, base
     assert len(log.named("action_failed")) == failed
     assert not report.ok
     assert emulator.deleted_ids <= groups["old"]
+
+
+async def test_a_stop_during_the_listing_ends_the_cycle_before_anything_is_acted_on(
+    emulator: Emulator, base_url: str
+) -> None:
+    """SIGTERM while listing a long backlog: stop after the page in flight, delete nothing."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from tests.fakes import EventLog
+    from tests.integration.conftest import open_test_client
+
+    seed(emulator, old=2500)
+    stop = asyncio.Event()
+    stop.set()
+    log = EventLog()
+    async with open_test_client(base_url) as client:
+        report = await run_cycle(
+            client, POLICY, CycleOptions(), log=log, now=lambda: datetime.now(UTC), stop=stop
+        )
+    assert emulator.request_counts[("list", 200)] == 1
+    assert emulator.journal == []
+    assert report.ok
+    assert log.named("listing_interrupted")
