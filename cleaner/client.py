@@ -31,6 +31,7 @@ from cleaner.errors import (
     ListingError,
     NotFoundError,
     RateLimitError,
+    SpendCapError,
     status_error,
 )
 from cleaner.models import Batch
@@ -38,6 +39,7 @@ from cleaner.models import Batch
 API_VERSION = "2023-06-01"
 PAGE_LIMIT = 1000  # the API's maximum: fewest list requests per batch
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a page of 1,000 batches is under 1 MiB
+MAX_PAGES = 100_000  # 100 million batches: a listing longer than this does not end
 _PATH = "/v1/messages/batches"
 
 
@@ -108,8 +110,10 @@ class BatchesClient:
         request_timeout_s: float,
         retry: RetryPolicy | None = None,
         on_response: Callable[[str, str], None] | None = None,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         self._http = http
+        self._max_pages = max_pages
         self._budget = budget
         self._gate = asyncio.Semaphore(concurrency)
         self._deadline_s = request_timeout_s
@@ -143,14 +147,13 @@ class BatchesClient:
 
     # --- the endpoints
 
-    async def pages(
-        self, *, limit: int = PAGE_LIMIT, max_pages: int = 100_000
-    ) -> AsyncIterator[Page]:
+    async def pages(self, *, limit: int = PAGE_LIMIT) -> AsyncIterator[Page]:
         """Every page of the listing, newest first, each fetched only when asked for.
 
         Guards against a listing that never ends: a cursor seen before, a page that is
         empty yet claims more, or more than ``max_pages`` pages raise ListingError.
         """
+        max_pages = self._max_pages
         cursors: set[str] = set()
         after: str | None = None
         for _ in range(max_pages):
@@ -285,6 +288,16 @@ class BatchesClient:
         retry_after = _retry_after_s(answer.headers)
         if answer.status == 429:
             self.stats.rate_limited += 1
+            if retry_after is not None and retry_after > self._retry.total_s:
+                # A wait longer than a call may take is, for this cycle, a spend cap: stop
+                # now rather than sleep (and hold every other request) for up to 10 minutes.
+                return SpendCapError(
+                    f"{method} {path}: {message}; the API asks to wait {retry_after:g}s, "
+                    f"longer than the {self._retry.total_s:g}s a call may take",
+                    retry_after_s=retry_after,
+                    error_type=error_type,
+                    request_id=str(request_id) if request_id else None,
+                )
             if retry_after is not None:
                 self._budget.rate_limited(retry_after)
         should = answer.headers.get("x-should-retry", "").strip().lower()
