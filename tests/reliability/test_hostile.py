@@ -209,7 +209,7 @@ async def test_batches_repeated_within_and_across_pages_are_deleted_once(
             await wire.json(page(everything, has_more=False))  # page one again, and more
         return True
 
-    report, log, _ = await hostile_cycle(emulator, world, script)
+    report, _, _ = await hostile_cycle(emulator, world, script)
     assert report.ok
     assert emulator.deleted_ids == world.groups["old"]
     deletes = [e.batch_id or "" for e in emulator.journal if e.endpoint == "delete"]
