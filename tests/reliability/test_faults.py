@@ -21,7 +21,7 @@ from tests.reliability.conftest import (
     checked_cycle,
     seed_world,
 )
-from tests.reliability.invariants import check_invariants
+from tests.reliability.invariants import canceled_then_left, check_invariants
 
 ENDPOINTS = ("list", "retrieve", "cancel", "delete")
 #: Fault kinds the client retries through: the first cycle still succeeds in full.
@@ -41,16 +41,6 @@ NOT_RETRIED = (
     "not_found",  # transient 404 (retried only on retrieve)
     "malformed",  # 200 whose body is not JSON
 )
-
-
-def canceled_then_left(emulator: Emulator) -> set[str]:
-    """Batches cleaner canceled that have ended since and are still there."""
-    canceled = {e.batch_id for e in emulator.journal if e.endpoint == "cancel" and e.status == 200}
-    return {
-        str(b["id"])
-        for b in emulator.batches()
-        if b["id"] in canceled and b["processing_status"] == "ended"
-    }
 
 
 def rule(kind: str, endpoint: str) -> FaultRule:
