@@ -35,6 +35,7 @@ from cleaner.errors import (
     status_error,
 )
 from cleaner.models import Batch
+from cleaner.transport import transport
 
 API_VERSION = "2023-06-01"
 PAGE_LIMIT = 1000  # the API's maximum: fewest list requests per batch
@@ -137,7 +138,12 @@ class BatchesClient:
                 "accept": "application/json",
             },
             timeout=httpx.Timeout(request_timeout_s, connect=min(10.0, request_timeout_s)),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            # The limits go on the transport: a client given one ignores its own.
+            transport=transport(
+                limits=httpx.Limits(
+                    max_connections=concurrency, max_keepalive_connections=concurrency
+                )
+            ),
             follow_redirects=False,
         )
 

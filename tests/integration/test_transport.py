@@ -1,0 +1,50 @@
+"""The client's transport: httpx's pool, with an idle check that still sees a server close."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+
+from cleaner.transport import is_readable, transport
+
+
+def test_a_socket_is_readable_only_once_the_peer_has_spoken_or_closed() -> None:
+    """An idle open socket is not readable; after the peer closes, or when gone, it is."""
+    left, right = socket.socketpair()
+    try:
+        assert is_readable(left) is False
+        right.close()
+        assert is_readable(left) is True
+    finally:
+        left.close()
+    assert is_readable(left) is True  # closed: fileno() is -1
+    assert is_readable(None) is True
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    """Keep-alive is reused; after the server drops it, the next request opens a new one."""
+    peers: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername")[1])
+        while await reader.readuntil(b"\r\n\r\n"):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            if len(peers) == 1:  # the first connection: serve twice, then close it
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+                writer.close()
+                return
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with server, httpx.AsyncClient(transport=transport(limits=limits)) as http:
+        for _ in range(2):
+            assert (await http.get(f"http://127.0.0.1:{port}/")).text == "ok"
+        await asyncio.sleep(0.1)  # the server closes the idle connection meanwhile
+        assert (await http.get(f"http://127.0.0.1:{port}/")).text == "ok"
+    assert len(peers) == 2
