@@ -150,7 +150,10 @@ class Daemon:
         if report.ok:
             self.state.last_success_at = self.now()
         for observe in self.observers:
-            observe(report)
+            try:
+                observe(report)
+            except Exception as exc:  # a broken metric must not stop the cycles
+                self.log.exception("observer_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def run_once(self) -> CycleReport:
         with _signals(self.request_stop):
