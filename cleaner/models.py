@@ -51,6 +51,7 @@ class Batch:
     processing_status: ProcessingStatus
     created_at: datetime
     ended_at: datetime | None = None
+    cancel_initiated_at: datetime | None = None
     request_counts: RequestCounts = field(default_factory=RequestCounts)
 
     @property
@@ -79,11 +80,13 @@ class Batch:
         if created_at is None:
             raise ApiResponseError(f"batch {batch_id} has no created_at")
         ended_at = _timestamp(batch_id, "ended_at", data.get("ended_at"))
+        canceled_at = _timestamp(batch_id, "cancel_initiated_at", data.get("cancel_initiated_at"))
         return cls(
             id=batch_id,
             processing_status=status,
             created_at=created_at,
             ended_at=ended_at,
+            cancel_initiated_at=canceled_at,
             request_counts=_counts(batch_id, data.get("request_counts")),
         )
 
@@ -134,6 +137,9 @@ class Reason(StrEnum):
     """Which rule of the policy chose an action."""
 
     ENDED_PAST_RETENTION = "ended_past_retention"
+    #: ended, but only because it was canceled while running past the processing retention
+    #: (by an earlier cycle that could not wait for it, or by someone else)
+    CANCELED_PAST_PROCESSING_RETENTION = "canceled_past_processing_retention"
     RUNNING_PAST_PROCESSING_RETENTION = "running_past_processing_retention"
     CANCELING_PAST_PROCESSING_RETENTION = "canceling_past_processing_retention"
 

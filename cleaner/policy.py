@@ -62,6 +62,15 @@ def decide(batch: Batch, policy: RetentionPolicy, now: datetime) -> Action | Kee
     if batch.id in policy.protected_ids:
         return KeepReason.PROTECTED
     if batch.processing_status is ProcessingStatus.ENDED:
+        canceled = batch.cancel_initiated_at
+        if canceled is not None and canceled - batch.created_at > policy.processing_retention:
+            # It was still running past the processing retention when canceled: exactly the
+            # batch this policy cancels. Without this rule a cycle that canceled it but could
+            # not wait for the end would leave it for the full retention.
+            age = now - batch.created_at
+            return Action(
+                ActionKind.DELETE, batch, Reason.CANCELED_PAST_PROCESSING_RETENTION, _s(age)
+            )
         start = batch.created_at
         if policy.age_basis is AgeBasis.ENDED_AT:
             if batch.ended_at is None:

@@ -116,6 +116,11 @@ def _age_limit(
     if batch["processing_status"] != "ended":
         # Not ended when listed: cancel-then-delete, ruled by processing_retention.
         return _parse(batch["created_at"]), policy.processing_retention
+    canceled = batch.get("cancel_initiated_at")
+    created = _parse(batch["created_at"])
+    if canceled is not None and _parse(canceled) - created > policy.processing_retention:
+        # Canceled while running past the processing retention: the same rule applies.
+        return created, policy.processing_retention
     if policy.age_basis is AgeBasis.ENDED_AT:
         ended = batch.get("ended_at")
         return (None if ended is None else _parse(ended)), policy.retention

@@ -136,12 +136,6 @@ async def test_a_spend_cap_ends_the_cycle_at_once_and_the_next_cycle_finishes(
     assert not world.expired & {str(b["id"]) for b in emulator.batches()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: once a batch cleaner canceled has ended, the policy judges it by "
-    "CLEANER_RETENTION from created_at, so a cycle that canceled it but could not delete "
-    "it leaves it for up to the full retention (policy.decide ignores cancel_initiated_at)",
-)
 async def test_a_batch_canceled_but_not_deleted_is_deleted_by_the_next_cycle(
     emulator: Emulator, base_url: str
 ) -> None:

@@ -106,6 +106,34 @@ def test_the_ended_at_basis_keeps_an_ended_batch_without_an_end_time() -> None:
     assert decide(broken, policy(age_basis=AgeBasis.ENDED_AT), NOW) is KeepReason.NO_END_TIME
 
 
+def test_a_batch_canceled_late_is_deleted_once_ended_without_waiting_for_retention() -> None:
+    """Canceled while running past the processing retention: deleted when it has ended."""
+    created = NOW - timedelta(hours=9)
+    late = Batch(
+        id="b",
+        processing_status=ProcessingStatus.ENDED,
+        created_at=created,
+        ended_at=NOW - timedelta(hours=1),
+        cancel_initiated_at=created + timedelta(hours=7),
+    )
+    decision = decide(late, policy(), NOW)
+    assert isinstance(decision, Action)
+    assert decision.reason is Reason.CANCELED_PAST_PROCESSING_RETENTION
+
+
+def test_a_batch_canceled_early_keeps_the_normal_retention() -> None:
+    """A user's cancel within the processing retention does not shorten the retention."""
+    created = NOW - timedelta(hours=9)
+    early = Batch(
+        id="b",
+        processing_status=ProcessingStatus.ENDED,
+        created_at=created,
+        ended_at=NOW - timedelta(hours=8),
+        cancel_initiated_at=created + timedelta(minutes=30),
+    )
+    assert decide(early, policy(), NOW) is KeepReason.WITHIN_RETENTION
+
+
 def test_merge_keeps_one_action_per_batch_and_adds_up_counts() -> None:
     """A batch listed twice is acted on once; what was seen is summed."""
     page = plan([batch(40 * DAY), batch(40 * DAY)], policy(), NOW)
@@ -130,12 +158,34 @@ def test_no_cap_means_every_action() -> None:
 
 statuses = st.sampled_from(list(ProcessingStatus))
 ages = st.timedeltas(min_value=-10 * DAY, max_value=100 * DAY)
+
+
+def _any_batch(
+    i: int,
+    status: ProcessingStatus,
+    age: timedelta,
+    end: timedelta | None,
+    cancel_after: timedelta | None,
+) -> Batch:
+    made = batch(age, status, batch_id=f"msgbatch_{i}", ended_age=end)
+    if cancel_after is None or status is ProcessingStatus.IN_PROGRESS:
+        return made
+    return Batch(
+        id=made.id,
+        processing_status=made.processing_status,
+        created_at=made.created_at,
+        ended_at=made.ended_at,
+        cancel_initiated_at=made.created_at + cancel_after,
+    )
+
+
 batches = st.builds(
-    lambda i, status, age, end: batch(age, status, batch_id=f"msgbatch_{i}", ended_age=end),
+    _any_batch,
     st.integers(0, 50),
     statuses,
     ages,
     st.one_of(st.none(), ages),
+    st.one_of(st.none(), st.timedeltas(min_value=timedelta(0), max_value=DAY)),
 )
 policies = st.builds(
     RetentionPolicy,
@@ -162,6 +212,11 @@ def test_no_plan_ever_touches_a_young_protected_or_unended_batch_wrongly(
         assert b.id not in rules.protected_ids
         if action.kind is ActionKind.DELETE:
             assert b.processing_status is ProcessingStatus.ENDED
+            if action.reason is Reason.CANCELED_PAST_PROCESSING_RETENTION:
+                # Deleted early only if it was still running past the processing retention.
+                assert b.cancel_initiated_at is not None
+                assert b.cancel_initiated_at - b.created_at > rules.processing_retention
+                continue
             start = b.ended_at if rules.age_basis is AgeBasis.ENDED_AT else b.created_at
             assert start is not None
             assert NOW - start > rules.retention
