@@ -54,17 +54,6 @@ def applied_deletes(journal: Iterable[JournalEntry]) -> list[str]:
     ]
 
 
-def canceled_then_left(emulator: Emulator) -> set[str]:
-    """Batches cleaner canceled that have ended since and are still there: the known gap
-    (see test_a_batch_canceled_but_not_deleted_is_deleted_by_the_next_cycle)."""
-    canceled = {e.batch_id for e in emulator.journal if e.endpoint == "cancel" and e.status == 200}
-    return {
-        str(b["id"])
-        for b in emulator.batches()
-        if b["id"] in canceled and b["processing_status"] == "ended"
-    }
-
-
 @dataclass
 class Violations:
     """Every broken invariant found, so one failure message shows them all."""
