@@ -17,7 +17,8 @@ Library errors (httpx, pydantic) are translated where they enter, and chained wi
             ├── NotFoundError        404
             ├── ConflictError        409
             ├── RateLimitError       429 with a retry-after: wait and retry
-            │   └── SpendCapError    429 without retry-after: days away, fatal for the cycle
+            │   └── SpendCapError    429 without retry-after (a spend cap, days away), or
+            │                        asking a longer wait than a call may take: ends the cycle
             └── ServerError          5xx and 529
 """
 
@@ -139,7 +140,11 @@ class RateLimitError(ApiStatusError):
 
 
 class SpendCapError(RateLimitError):
-    """429 without retry-after: a spend cap whose wait is days; stop the cycle."""
+    """A 429 not worth waiting out in this cycle: stop it, the next cycle tries again.
+
+    Either no retry-after at all (a monthly spend cap, whose wait is days) or a
+    retry-after longer than one call's whole retry budget.
+    """
 
     retryable = False
 
