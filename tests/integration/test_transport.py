@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import httpx
@@ -26,25 +27,34 @@ def test_a_socket_is_readable_only_once_the_peer_has_spoken_or_closed() -> None:
 async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
     """Keep-alive is reused; after the server drops it, the next request opens a new one."""
     peers: list[int] = []
+    handlers: list[asyncio.Task[None]] = []
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]  # inside a task
         peers.append(writer.get_extra_info("peername")[1])
-        while await reader.readuntil(b"\r\n\r\n"):
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            await writer.drain()
-            if len(peers) == 1:  # the first connection: serve twice, then close it
+        first, answered = len(peers) == 1, 0
+        try:
+            while not (first and answered == 2):  # the first connection: twice, then close
                 await reader.readuntil(b"\r\n\r\n")
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                writer.write(ok)
                 await writer.drain()
-                writer.close()
-                return
+                answered += 1
+        except asyncio.IncompleteReadError:
+            pass  # the client closed the connection
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with server, httpx.AsyncClient(transport=transport(limits=limits)) as http:
-        for _ in range(2):
+    async with server:
+        async with httpx.AsyncClient(transport=transport(limits=limits)) as http:
+            for _ in range(2):
+                assert (await http.get(f"http://127.0.0.1:{port}/")).text == "ok"
+            await asyncio.sleep(0.1)  # the server closes the idle connection meanwhile
             assert (await http.get(f"http://127.0.0.1:{port}/")).text == "ok"
-        await asyncio.sleep(0.1)  # the server closes the idle connection meanwhile
-        assert (await http.get(f"http://127.0.0.1:{port}/")).text == "ok"
+        await asyncio.wait_for(asyncio.gather(*handlers), timeout=5)
     assert len(peers) == 2
