@@ -234,3 +234,16 @@ def test_config_reference_matches_the_committed_file() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_plan_prints_a_readable_table_when_asked(emulator: Emulator, base_url: str) -> None:
+    """``--format table`` (the default on a terminal): one row per action and a summary."""
+    old = seed_backlog(emulator, old=3)
+    done = run_cleaner("plan", "--format", "table", env=cleaner_env(base_url))
+    assert done.code == 0
+    rows = done.stdout.splitlines()
+    assert rows[0].split() == ["ACTION", "BATCH", "STATUS", "AGE", "REASON"]
+    assert {row.split()[1] for row in rows[1:4]} == old
+    assert all(row.split()[0] == "delete" for row in rows[1:4])
+    assert "3 planned" in done.stdout
+    assert emulator.journal == []
