@@ -329,9 +329,12 @@ class _Actor:
         )
 
     def _fail(self, action: Action, step: str, exc: ApiError) -> None:
-        if isinstance(exc, FATAL) and self.tally.fatal is None:
-            self.tally.fatal = exc
-            _log_error(self.log, "cycle_aborted", exc, batch_id=action.batch_id, step=step)
+        if isinstance(exc, FATAL):
+            # The whole cycle stops: one error line for the cause, not one per request
+            # that was in flight when it struck.
+            if self.tally.fatal is None:
+                self.tally.fatal = exc
+                _log_error(self.log, "cycle_aborted", exc, batch_id=action.batch_id, step=step)
             self._finish(action, Outcome.NOT_ATTEMPTED)
             return
         self._finish(action, Outcome.FAILED)
