@@ -8,13 +8,18 @@ from cleaner.budget import BudgetTuning, RequestBudget
 
 
 class FakeClock:
-    """A monotonic clock that moves only when told to."""
+    """A monotonic clock that moves only when told to, or when something sleeps on it."""
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
 def test_a_429_halves_the_rate_and_a_volley_counts_once() -> None:
@@ -67,29 +72,17 @@ async def test_the_rate_recovers_step_by_step_without_429s() -> None:
 async def test_acquire_waits_out_a_retry_after_pause() -> None:
     """Every caller holds back until the server's retry-after has passed."""
     clock = FakeClock()
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock.now += seconds
-
-    budget = RequestBudget(60_000, clock=clock, sleep=sleep)
+    budget = RequestBudget(60_000, clock=clock, sleep=clock.sleep)
     budget.rate_limited(3.0)
     await budget.acquire()
-    assert slept == [pytest.approx(3.0)]
+    assert clock.slept == [pytest.approx(3.0)]
 
 
 async def test_ratelimit_headers_pause_until_the_reset() -> None:
     """An exhausted window reported by the API pauses callers until it resets."""
     clock = FakeClock()
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock.now += seconds
-
-    budget = RequestBudget(60_000, clock=clock, sleep=sleep)
+    budget = RequestBudget(60_000, clock=clock, sleep=clock.sleep)
     budget.pause_until_reset(4.0)
     await budget.acquire()
-    assert sum(slept) == pytest.approx(4.0)
+    assert sum(clock.slept) == pytest.approx(4.0)
     assert budget.share == 1.0
