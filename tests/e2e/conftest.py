@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,25 @@ def run_cleaner(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> Fi
     for stream in (done.stdout, done.stderr):
         assert KEY not in stream  # the key never appears in any output
     return Finished(done.returncode, done.stdout, done.stderr)
+
+
+def stop_when(
+    process: subprocess.Popen[str], condition: Callable[[], bool], *, within_s: float = 20.0
+) -> tuple[str, float]:
+    """Once ``condition`` holds (or ``within_s`` passed), SIGTERM the process.
+
+    Returns what it printed and how long it took to exit after the signal.
+    """
+    try:
+        deadline = time.monotonic() + within_s
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        out, _ = process.communicate(timeout=15)
+        return out, time.monotonic() - sent
+    finally:
+        process.kill()
 
 
 @pytest.fixture

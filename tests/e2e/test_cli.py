@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cleaner.emulator import Emulator, FaultRule, Population
-from tests.e2e.conftest import DAY, KEY, cleaner_env, command, run_cleaner
+from tests.e2e.conftest import DAY, KEY, cleaner_env, command, run_cleaner, stop_when
 
 
 def seed_backlog(emulator: Emulator, old: int = 50, young: int = 10) -> set[str]:
@@ -120,17 +120,9 @@ def test_the_daemon_runs_on_its_schedule_and_stops_cleanly_on_sigterm(
     seed_backlog(emulator, old=20)
     env = cleaner_env(base_url, CLEANER_SCHEDULE="1s", CLEANER_HTTP_PORT="off")
     process = subprocess.Popen(command("run"), env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while emulator.request_counts[("list", 200)] < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert emulator.request_counts[("list", 200)] >= 3  # several scheduled cycles ran
-        process.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        out, _ = process.communicate(timeout=15)
-        assert time.monotonic() - sent < 10
-    finally:
-        process.kill()
+    out, exit_s = stop_when(process, lambda: emulator.request_counts[("list", 200)] >= 3)
+    assert emulator.request_counts[("list", 200)] >= 3  # several scheduled cycles ran
+    assert exit_s < 10
     assert process.returncode == 0
     assert KEY not in out
     events = [json.loads(line)["event"] for line in out.splitlines()]
@@ -148,16 +140,8 @@ def test_sigterm_mid_drain_finishes_in_flight_requests_and_exits_zero(
     emulator.configure(latency_s=0.2)
     env = cleaner_env(base_url, CLEANER_CONCURRENCY="4")
     process = subprocess.Popen(command("run", "--once"), env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while emulator.request_counts[("delete", 200)] < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        out, _ = process.communicate(timeout=15)
-        assert time.monotonic() - sent < 10
-    finally:
-        process.kill()
+    out, exit_s = stop_when(process, lambda: emulator.request_counts[("delete", 200)] >= 10)
+    assert exit_s < 10
     assert process.returncode == 0
     logged = [json.loads(line) for line in out.splitlines()]
     deleted = [line["batch_id"] for line in logged if line["event"] == "batch_deleted"]
