@@ -11,7 +11,7 @@ import asyncio
 import sys
 from typing import TextIO
 
-from cleaner.daemon import Daemon, open_client
+from cleaner.bootstrap import assemble
 from cleaner.emulator import Emulator, EmulatorConfig, Population, serve_in_thread
 from cleaner.logs import configure_logging
 from cleaner.models import CycleReport, Outcome
@@ -71,12 +71,11 @@ def run_demo(out: TextIO | None = None) -> int:
 
 async def _cycles(settings: Settings) -> list[CycleReport]:
     reports = []
-    async with open_client(settings) as client:
-        dry = Daemon(settings.model_copy(update={"dry_run": True}), client)
-        reports.append(await dry.run_cycle())
-        real = Daemon(settings, client)
-        reports.append(await real.run_cycle())
-        reports.append(await real.run_cycle())
+    async with assemble(settings.model_copy(update={"dry_run": True})) as dry:
+        reports.append(await dry.daemon.run_cycle())
+    async with assemble(settings) as real:
+        reports.append(await real.daemon.run_cycle())
+        reports.append(await real.daemon.run_cycle())
     return reports
 
 

@@ -192,11 +192,13 @@ class Outcome(StrEnum):
     WAIT_TIMEOUT = "wait_timeout"  # canceled, but not ended within the wait timeout
     DRY_RUN = "dry_run"  # would have acted
     NOT_ATTEMPTED = "not_attempted"  # the cycle stopped (shutdown or fatal error) first
+    AUDIT_UNAVAILABLE = "audit_unavailable"  # the intent could not be written: nothing sent
+    ARCHIVE_FAILED = "archive_failed"  # no verified copy of the results: not deleted
 
 
 #: Outcomes that make a cycle unsuccessful (exit code 1 for ``run --once``). A shutdown
 #: leaves actions not attempted without failing; a fatal error fails through ``error``.
-FAILING_OUTCOMES = frozenset({Outcome.FAILED})
+FAILING_OUTCOMES = frozenset({Outcome.FAILED, Outcome.AUDIT_UNAVAILABLE, Outcome.ARCHIVE_FAILED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,8 @@ bad deployment stops before it sends a single request.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -18,7 +17,6 @@ from urllib.parse import urlsplit
 from pydantic import (
     Field,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -31,36 +29,14 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from cleaner.clock import SYSTEM
+from cleaner.durations import parse_duration
 from cleaner.errors import ConfigError
 from cleaner.models import AgeBasis
 from cleaner.policy import RetentionPolicy
+from cleaner.schedule import Schedule
 
 DEFAULT_SECRETS_DIR = "/run/secrets"
-
-_UNITS_S = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
-_ISO = TypeAdapter(timedelta)
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``30d``, ``36h``, ``90m``, ``45s``, ``250ms``, ``1h30m`` or ISO 8601 ``P30D``.
-
-    A bare number is refused: ``300`` could mean seconds or minutes, and a retention
-    period is no place to guess.
-    """
-    value = text.strip().lower()
-    if value.startswith("p"):
-        try:
-            return _ISO.validate_python(value.upper())
-        except ValidationError:
-            raise ValueError(f"{text!r} is not an ISO 8601 duration") from None
-    if not value or _DURATION.sub("", value) != "":
-        raise ValueError(
-            f"{text!r} is not a duration; use a number with a unit (w, d, h, m, s, ms), "
-            "e.g. 30d, 36h, 1h30m, or ISO 8601 such as P30D"
-        )
-    seconds = sum(float(n) * _UNITS_S[unit] for n, unit in _DURATION.findall(value))
-    return timedelta(seconds=seconds)
 
 
 def _duration(value: object) -> object:
@@ -281,7 +257,7 @@ class Settings(BaseSettings):
     @field_validator("schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
-        parse_schedule(value)
+        Schedule.parse(value, now=SYSTEM.wall())  # validated at load, the one moment it runs
         return value.strip()
 
     @model_validator(mode="after")
@@ -298,30 +274,6 @@ class Settings(BaseSettings):
             protected_ids=self.protected_ids,
             age_basis=self.age_basis,
         )
-
-
-def parse_schedule(text: str) -> timedelta | str:
-    """An interval (``15m``) as a timedelta, or a 5-field cron expression, checked to fire."""
-    value = text.strip()
-    if len(value.split()) == 5:
-        from apscheduler.triggers.cron import CronTrigger  # only the schedule needs it
-
-        try:
-            trigger = CronTrigger.from_crontab(value, timezone=UTC)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
-        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
-            raise ValueError(f"cron expression {value!r} never fires")
-        return value
-    try:
-        interval = parse_duration(value)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is neither an interval (e.g. 15m) nor a 5-field cron expression"
-        ) from None
-    if interval < timedelta(seconds=1):
-        raise ValueError("the schedule interval must be at least 1s")
-    return interval
 
 
 _OWN_PREFIX = "CLEANER_"
