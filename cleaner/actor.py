@@ -18,17 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cleaner.clock import Clock, sleep_unless
-from cleaner.errors import ApiError, BadRequestError, CleanerError, NotFoundError, ends_cycle
-from cleaner.events import (
-    ActionFinished,
-    AuditUnavailable,
-    CancelRefused,
-    CancelRequested,
-    CycleAborted,
-    Observer,
-    ProgressReported,
-)
-from cleaner.lifecycle import (
+from cleaner.commands import (
     Absent,
     Archive,
     Archived,
@@ -51,12 +41,20 @@ from cleaner.lifecycle import (
     SettleEstimate,
     Sleep,
     Step,
-    Transition,
     Verify,
     WriteIntent,
-    advance,
-    begin,
 )
+from cleaner.errors import ApiError, BadRequestError, CleanerError, NotFoundError, ends_cycle
+from cleaner.events import (
+    ActionFinished,
+    AuditUnavailable,
+    CancelRefused,
+    CancelRequested,
+    CycleAborted,
+    Observer,
+    ProgressReported,
+)
+from cleaner.lifecycle import Transition, advance, begin
 from cleaner.models import Action, ActionKind, Batch, Outcome, Progress
 
 

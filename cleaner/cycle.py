@@ -18,6 +18,7 @@ from datetime import datetime
 from cleaner.actor import Actor, Archiver, IntentLog, Tally
 from cleaner.client import BatchesClient
 from cleaner.clock import SYSTEM, Clock
+from cleaner.commands import LifeConfig
 from cleaner.errors import ApiError
 from cleaner.events import (
     CycleFinished,
@@ -29,7 +30,6 @@ from cleaner.events import (
     Observer,
     fan_out,
 )
-from cleaner.lifecycle import LifeConfig
 from cleaner.logs import Logger
 from cleaner.logsink import LogSink
 from cleaner.models import CycleReport, Outcome, Plan

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cleaner.lifecycle import Finish
+from cleaner.commands import Finish
 from cleaner.models import Action, Batch, CycleReport, Plan, Progress
 
 

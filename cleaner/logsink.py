@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cleaner.commands import Finish
 from cleaner.errors import ApiStatusError
 from cleaner.events import (
     ActionFinished,
@@ -23,7 +24,6 @@ from cleaner.events import (
     ListingInterrupted,
     ProgressReported,
 )
-from cleaner.lifecycle import Finish
 from cleaner.logs import Logger
 from cleaner.models import Action, ActionKind, CycleReport, Outcome
 

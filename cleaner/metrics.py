@@ -15,12 +15,12 @@ registered on import.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from cleaner import __version__
+from cleaner.clock import SYSTEM
 from cleaner.events import Event, Exchange, ProgressReported
 from cleaner.models import (
     ActionKind,
@@ -49,7 +49,7 @@ class Metrics:
         self,
         registry: CollectorRegistry,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self.registry = registry
         self._clock = clock
