@@ -245,7 +245,7 @@ class _Actor:
             "batch_cancel_requested",
             action,
             request_counts=batch.request_counts.as_dict(),
-            processing_status=batch.processing_status.value,
+            processing_status=str(batch.processing_status),
         )
         return batch
 
@@ -417,7 +417,7 @@ def _log_action(log: Logger, event: str, action: Action, **extra: object) -> Non
 def _log_plan(log: Logger, full: Plan, options: CycleOptions) -> None:
     log.info(
         "cycle_planned",
-        seen={k.value: v for k, v in full.seen.items()},
+        seen={str(k): v for k, v in full.seen.items()},
         kept={k.value: v for k, v in full.kept.items()},
         planned={kind.value: full.count(kind) for kind in ActionKind},
         dry_run=options.dry_run,
@@ -439,7 +439,7 @@ def _log_summary(log: Logger, report: CycleReport) -> None:
         "ok": report.ok,
         "dry_run": report.dry_run,
         "duration_s": report.duration_s,
-        "seen": {k.value: v for k, v in report.seen.items()},
+        "seen": {str(k): v for k, v in report.seen.items()},
         "planned": {k.value: v for k, v in report.planned.items()},
         "outcomes": outcomes,
         "deleted": report.outcome_count(Outcome.DELETED),
