@@ -115,6 +115,8 @@ def parse_holds(text: str, *, source: str) -> Holds:
     error (a ConfigMap mounted broken must not read as "no holds"); ``holds: []`` is fine.
     """
     document = _load(text, source)
+    if document is None:  # only comments
+        raise HoldsError(source, "the file is empty; write `holds: []` for no holds")
     if not isinstance(document, dict):
         raise HoldsError(source, "the file must be a mapping with a `holds` list")
     unknown = sorted(str(key) for key in document if key != "holds")
@@ -135,7 +137,13 @@ def _load(text: str, source: str) -> object:
             return json.loads(text, object_pairs_hook=_unique_pairs)
         return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except _DuplicateKeyError as exc:
-        raise HoldsError(source, f"duplicate key {exc.key}") from None
+        where = f" at line {exc.line}" if exc.line is not None else ""
+        raise HoldsError(source, f"duplicate key {exc.key}{where}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = exc.problem or exc.context or "unreadable"
+        raise HoldsError(source, f"not valid YAML or JSON: {where}{problem}") from None
     except (ValueError, yaml.YAMLError) as exc:
         raise HoldsError(source, f"not valid YAML or JSON: {_one_line(exc)}") from None
 
@@ -145,8 +153,9 @@ def _hold(source: str, index: int, entry: object) -> Hold:
         raise HoldsError(source, f"holds[{index}]: not a mapping", index=index)
 
     def fail(problem: str) -> HoldsError:
-        named = entry.get("batch_id") or entry.get("reason")
-        label = f"holds[{index}]" + (f" ({named!r})" if isinstance(named, str) else "")
+        names = [entry.get(key) for key in ("batch_id", "reason")]
+        named = next((name for name in names if isinstance(name, str) and name.strip()), None)
+        label = f"holds[{index}]" + (f" ({named!r})" if named else "")
         return HoldsError(source, f"{label}: {problem}", index=index)
 
     unknown = sorted(str(key) for key in entry if key not in _KEYS)
@@ -192,9 +201,10 @@ def _moment(value: object, key: str, fail: _Fail) -> datetime | None:
 
 
 class _DuplicateKeyError(Exception):
-    def __init__(self, key: object) -> None:
+    def __init__(self, key: object, *, line: int | None = None) -> None:
         super().__init__(key)
         self.key = key
+        self.line = line
 
 
 def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -213,7 +223,7 @@ class _Loader(yaml.SafeLoader):
         keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
         for position, key in enumerate(keys):
             if key in keys[:position]:
-                raise _DuplicateKeyError(key)
+                raise _DuplicateKeyError(key, line=node.value[position][0].start_mark.line + 1)
         return super().construct_mapping(node, deep=deep)
 
 
