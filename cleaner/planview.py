@@ -50,7 +50,7 @@ def _json_lines(plan: Plan, out: TextIO, now: datetime) -> None:
                 {
                     "action": action.kind.value,
                     "batch_id": action.batch_id,
-                    "processing_status": action.batch.processing_status.value,
+                    "processing_status": str(action.batch.processing_status),
                     "reason": action.reason.value,
                     "created_at": action.batch.created_at.isoformat(),
                     "age_s": action.age_s,
@@ -67,7 +67,7 @@ def _table(plan: Plan, out: TextIO, now: datetime) -> None:
     for action in plan.actions:
         out.write(
             f"{action.kind.value:<8} {action.batch_id:<34} "
-            f"{action.batch.processing_status.value:<12} {_age(action.age_s):>10}  "
+            f"{action.batch.processing_status!s:<12} {_age(action.age_s):>10}  "
             f"{action.reason.value}\n"
         )
     summary = _summary(plan, now)
@@ -83,7 +83,7 @@ def _summary(plan: Plan, now: datetime) -> dict[str, object]:
         "at": now.isoformat(),
         "planned": {kind.value: plan.count(kind) for kind in ActionKind},
         "kept": {k.value: v for k, v in plan.kept.items()},
-        "seen": {k.value: v for k, v in plan.seen.items()},
+        "seen": {str(k): v for k, v in plan.seen.items()},
         "deferred": plan.deferred,
     }
 

@@ -31,7 +31,7 @@ def _report(
     *,
     outcomes: Counter[tuple[ActionKind, Outcome]] | None = None,
     error: str | None = None,
-    seen: dict[ProcessingStatus, int] | None = None,
+    seen: dict[ProcessingStatus | str, int] | None = None,
 ) -> CycleReport:
     outcomes = Counter({(ActionKind.DELETE, Outcome.DELETED): 3}) if outcomes is None else outcomes
     return CycleReport(
