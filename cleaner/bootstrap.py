@@ -19,13 +19,19 @@ from cleaner.client import BatchesClient, RetryPolicy
 from cleaner.clock import SYSTEM, Clock
 from cleaner.cycle import CycleOptions, run_cycle
 from cleaner.daemon import Daemon
-from cleaner.events import Exchange, Observer
+from cleaner.events import CycleFinished, Exchange, HoldsInvalid, Observer, fan_out
+from cleaner.holds import HoldsError
 from cleaner.logs import Logger, get_logger
+from cleaner.logsink import LogSink
 from cleaner.metrics import Metrics
 from cleaner.models import CycleReport
-from cleaner.policy import RetentionPolicy
+from cleaner.policy import (
+    PROVIDER_RESULTS_RETENTION,
+    RetentionPolicy,
+    retention_after_provider_archive,
+)
 from cleaner.schedule import Schedule
-from cleaner.settings import Settings
+from cleaner.settings import Settings, read_holds
 
 
 def cycle_options(settings: Settings) -> CycleOptions:
@@ -35,12 +41,13 @@ def cycle_options(settings: Settings) -> CycleOptions:
         max_actions=settings.max_deletions_per_run,
         wait_timeout_s=settings.wait_timeout.total_seconds(),
         workers=settings.concurrency,
+        max_delete_fraction=settings.max_delete_fraction,
     )
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:
-    """The retention policy the settings describe."""
-    return settings.policy()
+    """The retention policy the settings describe, with the holds file read now."""
+    return settings.policy(read_holds(settings.holds_file))
 
 
 @asynccontextmanager
@@ -85,9 +92,21 @@ class CycleRunner:
     observers: tuple[Observer, ...] = ()
 
     async def __call__(self, stop: asyncio.Event) -> CycleReport:
+        try:
+            holds = read_holds(self.settings.holds_file)  # again each cycle: edits apply live
+        except HoldsError as exc:
+            emit = fan_out(LogSink(self.log), *self.observers)
+            emit(HoldsInvalid(exc))
+            report = CycleReport.refused(
+                started_at=self.clock.wall(),
+                dry_run=self.settings.dry_run,
+                error=f"HoldsError: {exc}",
+            )
+            emit(CycleFinished(report))
+            return report
         return await run_cycle(
             self.client,
-            retention_policy(self.settings),
+            self.settings.policy(holds),
             cycle_options(self.settings),
             log=self.log,
             clock=self.clock,
@@ -121,6 +140,20 @@ def build_daemon(
     )
 
 
+def warn_about_the_providers_clock(settings: Settings, log: Logger) -> None:
+    """Say at start when the policy only ever deletes what the provider already dropped."""
+    policy = settings.policy()
+    if retention_after_provider_archive(policy):
+        log.warning(
+            "retention_after_provider_archive",
+            retention_s=policy.retention.total_seconds(),
+            provider_results_retention_s=PROVIDER_RESULTS_RETENTION.total_seconds(),
+            note="results are already undownloadable 29 days after creation, so this policy "
+            "removes only metadata (ids, counts, timestamps); a retention under 29 days "
+            "removes the data early",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class App:
     """What ``cleaner run`` runs: the daemon and the metrics it feeds."""
@@ -142,6 +175,7 @@ async def assemble(
 ) -> AsyncIterator[App]:
     """Client, metrics and daemon wired together for these settings."""
     log = log or get_logger()
+    warn_about_the_providers_clock(settings, log)
     metrics = Metrics(registry or CollectorRegistry(), clock=clock.monotonic)
     metrics.set_dry_run(settings.dry_run)
     schedule = Schedule.parse(settings.schedule, now=clock.wall())

@@ -19,21 +19,24 @@ from cleaner.actor import Actor, Archiver, IntentLog, Tally
 from cleaner.client import BatchesClient
 from cleaner.clock import SYSTEM, Clock
 from cleaner.commands import LifeConfig
-from cleaner.errors import ApiError
+from cleaner.errors import ApiError, BlastRadiusError
 from cleaner.events import (
+    BlastRadiusExceeded,
     CycleFinished,
     CyclePlanned,
     DryRunAction,
     Event,
+    HoldExpiring,
     ListingFailed,
     ListingInterrupted,
     Observer,
+    UnknownStatuses,
     fan_out,
 )
 from cleaner.logs import Logger
 from cleaner.logsink import LogSink
 from cleaner.models import CycleReport, Outcome, Plan
-from cleaner.policy import RetentionPolicy, cap, merge, plan
+from cleaner.policy import RetentionPolicy, blast_radius, cap, merge, plan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +53,7 @@ class CycleOptions:
     probes: int = 3  # waiters that poll early; the rest wait to learn how long settling takes
     progress_every_s: float = 30.0
     verify_deletions: bool = False  # one retrieve after each confirmed delete, expecting 404
+    max_delete_fraction: float | None = None  # the blast-radius stop
 
 
 class _Interrupted(Exception):
@@ -103,7 +107,15 @@ async def run_cycle(
         emit(ListingInterrupted())
     else:
         emit(CyclePlanned(full, options.dry_run, options.max_actions))
-        if options.dry_run:
+        _warn(full, policy, started_at, emit)
+        stop_radius = blast_radius(full, options.max_delete_fraction)
+        if stop_radius is not None:
+            emit(BlastRadiusExceeded(stop_radius))
+            error = BlastRadiusError(
+                f"the plan acts on {stop_radius.planned} of {stop_radius.listed} batches "
+                f"listed, over CLEANER_MAX_DELETE_FRACTION={stop_radius.max_fraction}"
+            )
+        elif options.dry_run:
             tally = _dry_run(full, emit)
         else:
             actor = Actor(
@@ -146,6 +158,15 @@ async def run_cycle(
     )
     emit(CycleFinished(report))
     return report
+
+
+def _warn(full: Plan, policy: RetentionPolicy, now: datetime, emit: Observer) -> None:
+    """Once per cycle: holds about to end, with what they keep, and unknown statuses."""
+    for hold in policy.holds.expiring(now):
+        kept = tuple(held.batch_id for held in full.held if held.hold is hold)
+        emit(HoldExpiring(hold, kept))
+    if full.unknown_statuses:
+        emit(UnknownStatuses(full.unknown_statuses))
 
 
 def _dry_run(full: Plan, emit: Callable[[Event], None]) -> Tally:

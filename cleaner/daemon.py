@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
@@ -166,21 +165,8 @@ class Daemon:
 
 
 def _crashed_report(started: datetime, exc: BaseException | None, *, dry_run: bool) -> CycleReport:
-    return CycleReport(
-        started_at=started,
-        duration_s=0.0,
-        dry_run=dry_run,
-        seen={},
-        kept={},
-        planned={},
-        outcomes=Counter(),
-        deferred=0,
-        cancels_sent=0,
-        requests=0,
-        retries=0,
-        rate_limited=0,
-        error="cancelled at shutdown grace" if exc is None else f"{type(exc).__name__}: {exc}",
-    )
+    error = "cancelled at shutdown grace" if exc is None else f"{type(exc).__name__}: {exc}"
+    return CycleReport.refused(started_at=started, dry_run=dry_run, error=error)
 
 
 class _signals:

@@ -55,7 +55,7 @@ def run_demo(out: TextIO | None = None) -> int:
             {
                 "ANTHROPIC_API_KEY": DEMO_KEY,
                 "ANTHROPIC_BASE_URL": base_url,
-                "CLEANER_RETENTION": "30d",
+                "CLEANER_RETENTION": "7d",
                 "CLEANER_PROCESSING_RETENTION": "2h",
                 "CLEANER_PROTECTED_IDS": ",".join(protected),
                 "CLEANER_REQUESTS_PER_MINUTE": 30_000,
@@ -95,7 +95,8 @@ def _summary(out: TextIO, before: int, after: int, reports: list[CycleReport]) -
         f"cycle 3: nothing due ({sum(last.planned.values())} planned)",
         "Every deletion above is one JSON line with event=batch_deleted and the API's "
         "confirmation.",
-        "Retention used: 30 days for ended batches, 2 hours for running ones.",
+        "Retention used: 7 days for ended batches (the provider keeps results 29 days, so "
+        "this removes them three weeks early), 2 hours for running ones.",
     ]
     out.write("\n".join(lines) + "\n")
     out.flush()

@@ -5,6 +5,7 @@ Library errors (httpx, pydantic) are translated where they enter, and chained wi
 
     CleanerError
     ├── ConfigError                  bad environment; exit 2 before any request
+    ├── BlastRadiusError             a plan too large to trust: the cycle acts on nothing
     └── ApiError                     anything the Batches API did or failed to do
         ├── ApiConnectionError       no usable response: refused, reset, timed out
         │   └── ApiUnreachableError  ... still so after every retry: ends the cycle
@@ -45,6 +46,10 @@ class ConfigError(CleanerError):
         self.problems = dict(problems)
         lines = [f"{name}: {why}" for name, why in sorted(self.problems.items())]
         super().__init__("invalid configuration: " + "; ".join(lines))
+
+
+class BlastRadiusError(CleanerError):
+    """The plan acts on a larger share of the listing than CLEANER_MAX_DELETE_FRACTION."""
 
 
 class ApiError(CleanerError):

@@ -7,11 +7,12 @@ metric that counts the same thing can never drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cleaner.commands import Finish
-from cleaner.models import Action, Batch, CycleReport, Plan, Progress
+from cleaner.models import Action, Batch, CycleReport, Hold, Plan, Progress
+from cleaner.policy import BlastRadius
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,35 @@ class AuditUnavailable:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldsInvalid:
+    """The holds file broke while the daemon runs: this cycle acts on nothing."""
+
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRadiusExceeded:
+    """The plan acts on too large a share of the listing: this cycle acts on nothing."""
+
+    stop: BlastRadius
+
+
+@dataclass(frozen=True, slots=True)
+class HoldExpiring:
+    """A hold ends within a day; ``batch_ids`` are the batches it keeps now."""
+
+    hold: Hold
+    batch_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownStatuses:
+    """Batches with statuses this version does not know, kept; status -> count."""
+
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class CycleFinished:
     report: CycleReport
 
@@ -118,6 +148,10 @@ Event = (
     | ListingInterrupted
     | CycleAborted
     | AuditUnavailable
+    | HoldsInvalid
+    | BlastRadiusExceeded
+    | HoldExpiring
+    | UnknownStatuses
     | ProgressReported
     | CycleFinished
 )

@@ -13,6 +13,7 @@ from cleaner.errors import ApiStatusError
 from cleaner.events import (
     ActionFinished,
     AuditUnavailable,
+    BlastRadiusExceeded,
     CancelRefused,
     CancelRequested,
     CycleAborted,
@@ -20,9 +21,12 @@ from cleaner.events import (
     CyclePlanned,
     DryRunAction,
     Event,
+    HoldExpiring,
+    HoldsInvalid,
     ListingFailed,
     ListingInterrupted,
     ProgressReported,
+    UnknownStatuses,
 )
 from cleaner.logs import Logger
 from cleaner.models import Action, ActionKind, CycleReport, Outcome
@@ -75,6 +79,37 @@ class LogSink:
                     rate_per_s=p.rate_per_s,
                     eta_s=p.eta_s,
                     budget_per_minute=round(budget, 1),
+                )
+            case HoldsInvalid(error=error):
+                self.log.error(
+                    "holds_invalid",
+                    **error_fields(error),
+                    note="this cycle acts on nothing; the next one reads the file again",
+                )
+            case BlastRadiusExceeded(stop=stop):
+                self.log.error(
+                    "blast_radius_exceeded",
+                    planned=stop.planned,
+                    listed=stop.listed,
+                    fraction=round(stop.fraction, 4),
+                    max_delete_fraction=stop.max_fraction,
+                    note="nothing was canceled or deleted; check the policy, then raise "
+                    "CLEANER_MAX_DELETE_FRACTION deliberately if the plan is right",
+                )
+            case HoldExpiring(hold=hold, batch_ids=ids):
+                self.log.warning(
+                    "hold_expiring",
+                    **{k: v for k, v in hold.canonical().items() if v is not None},
+                    batches=list(ids[:100]),
+                    batch_count=len(ids),
+                    note="after until, the hold protects nothing and the policy applies",
+                )
+            case UnknownStatuses(counts=counts):
+                self.log.warning(
+                    "unknown_processing_status",
+                    statuses=dict(counts),
+                    count=sum(counts.values()),
+                    note="kept (reason unknown_status); update cleaner to act on them",
                 )
             case CycleFinished(report=report):
                 self._summary(report)

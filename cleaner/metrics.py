@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from cleaner import __version__
 from cleaner.clock import SYSTEM
-from cleaner.events import Event, Exchange, ProgressReported
+from cleaner.events import BlastRadiusExceeded, CyclePlanned, Event, Exchange, ProgressReported
 from cleaner.models import (
     ActionKind,
     CycleReport,
@@ -99,6 +99,18 @@ class Metrics:
         self.kept = gauge(
             "cleaner_batches_kept", "Batches the last cycle left alone, by reason.", ("reason",)
         )
+        self.held = gauge("cleaner_batches_held", "Batches the last plan kept for a hold.")
+        self.unknown_status = gauge(
+            "cleaner_batches_unknown_status",
+            "Batches the last plan kept because their processing_status is unknown to it.",
+        )
+        self.blast_radius = gauge(
+            "cleaner_blast_radius_exceeded",
+            "1 while the blast-radius stop refuses cycles (CLEANER_MAX_DELETE_FRACTION).",
+        )
+        self.blast_radius_stops = counter(
+            "cleaner_blast_radius_stops_total", "Cycles the blast-radius stop refused."
+        )
         self.deferred = gauge(
             "cleaner_actions_deferred",
             "Actions the last cycle left for later cycles (CLEANER_MAX_DELETIONS_PER_RUN).",
@@ -175,6 +187,14 @@ class Metrics:
             self.on_exchange(event)
         elif isinstance(event, ProgressReported):
             self.on_progress(event.progress)
+        elif isinstance(event, CyclePlanned):
+            kept = event.plan.kept
+            self.held.set(kept.get(KeepReason.HELD, 0) + kept.get(KeepReason.PROTECTED, 0))
+            self.unknown_status.set(kept.get(KeepReason.UNKNOWN_STATUS, 0))
+            self.blast_radius.set(0)
+        elif isinstance(event, BlastRadiusExceeded):
+            self.blast_radius.set(1)
+            self.blast_radius_stops.inc()
 
     def on_exchange(self, exchange: Exchange) -> None:
         """One HTTP exchange ended."""

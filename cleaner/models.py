@@ -346,6 +346,25 @@ class CycleReport:
     rate_limited: int
     error: str | None = None  # the fatal error that ended the cycle early, if any
 
+    @classmethod
+    def refused(cls, *, started_at: datetime, dry_run: bool, error: str) -> CycleReport:
+        """A cycle that did nothing at all, and why (a crash, a broken holds file)."""
+        return cls(
+            started_at=started_at,
+            duration_s=0.0,
+            dry_run=dry_run,
+            seen={},
+            kept={},
+            planned={},
+            outcomes=Counter(),
+            deferred=0,
+            cancels_sent=0,
+            requests=0,
+            retries=0,
+            rate_limited=0,
+            error=error,
+        )
+
     @property
     def ok(self) -> bool:
         """True when nothing failed: the exit code of ``run --once`` is 0."""

@@ -32,6 +32,7 @@ from pydantic_settings import (
 from cleaner.clock import SYSTEM
 from cleaner.durations import parse_duration
 from cleaner.errors import ConfigError
+from cleaner.holds import Holds, HoldsError, parse_holds
 from cleaner.models import AgeBasis
 from cleaner.policy import RetentionPolicy
 from cleaner.schedule import Schedule
@@ -111,6 +112,25 @@ class Settings(BaseSettings):
         description="At most this many actions per cycle, oldest batches first; the rest wait "
         "for later cycles. Empty, none or off: no cap.",
         examples=["1000"],
+    )
+    holds_file: Path | None = Field(
+        None,
+        validation_alias="CLEANER_HOLDS_FILE",
+        description="A YAML or JSON file of holds (a mounted ConfigMap): batches never "
+        "canceled or deleted, by batch_id or a created_after/created_before window, each with "
+        "a reason, optionally an owner and an until. Read again at every cycle; a broken file "
+        "stops that cycle from acting (fail closed).",
+        examples=["/etc/cleaner/holds.yaml"],
+    )
+    max_delete_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        validation_alias="CLEANER_MAX_DELETE_FRACTION",
+        description="Blast-radius stop: when a cycle plans actions on more than this share of "
+        "the batches it listed (and more than 10 actions), it acts on nothing, logs "
+        "blast_radius_exceeded and fails. Unset: no stop.",
+        examples=["0.5"],
     )
     dry_run: bool = Field(
         False,
@@ -218,7 +238,7 @@ class Settings(BaseSettings):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("max_deletions_per_run", mode="before")
+    @field_validator("max_deletions_per_run", "max_delete_fraction", "holds_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"", "none", "off"}:
@@ -266,13 +286,14 @@ class Settings(BaseSettings):
             object.__setattr__(self, "processing_retention", self.retention)
         return self
 
-    def policy(self) -> RetentionPolicy:
-        """The retention policy these settings describe."""
+    def policy(self, holds: Holds | None = None) -> RetentionPolicy:
+        """The retention policy these settings describe, with ``holds`` from the holds file."""
         return RetentionPolicy(
             retention=self.retention,
             processing_retention=self.processing_retention or self.retention,
             protected_ids=self.protected_ids,
             age_basis=self.age_basis,
+            holds=holds or Holds(),
         )
 
 
@@ -313,9 +334,29 @@ def load_settings() -> Settings:
         raise ConfigError(problems) from None
     except SettingsError as exc:
         raise ConfigError({"configuration": str(exc)}) from None
+    if settings.holds_file is not None:
+        try:
+            read_holds(settings.holds_file)
+        except HoldsError as exc:
+            problems["CLEANER_HOLDS_FILE"] = str(exc)
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def read_holds(path: Path | None) -> Holds:
+    """The holds file's holds (none when no file is configured); HoldsError if it is bad.
+
+    Read at start (a bad file is a configuration error) and again at every cycle, so an
+    edited ConfigMap takes effect without a restart.
+    """
+    if path is None:
+        return Holds()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HoldsError(str(path), f"cannot be read: {exc}") from exc
+    return parse_holds(text, source=str(path))
 
 
 class _ExplicitSettings(Settings):

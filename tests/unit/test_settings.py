@@ -216,4 +216,6 @@ def test_the_known_variables_are_the_documented_interface() -> None:
         "CLEANER_LOG_LEVEL",
         "CLEANER_HTTP_PORT",
         "CLEANER_SECRETS_DIR",
+        "CLEANER_HOLDS_FILE",
+        "CLEANER_MAX_DELETE_FRACTION",
     }
