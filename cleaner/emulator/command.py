@@ -105,6 +105,8 @@ def _workspaces(specs: list[str], limits: list[str]) -> tuple[WorkspaceSpec, ...
     spaces = {spec.name: spec for spec in map(WorkspaceSpec.from_cli, specs)}
     for limit in limits:
         name, sep, rpm = limit.partition("=")
+        if name == "default" and name not in spaces:
+            spaces[name] = WorkspaceSpec(name)
         if not sep or name not in spaces:
             raise ValueError(
                 f"--workspace-rate-limit-rpm {limit!r}: use NAME=RPM for a --workspace"
@@ -186,14 +188,15 @@ def _workspace_flags(add: Callable[..., object]) -> None:
         default=[],
         metavar="NAME[/ID]=KEY[,KEY...]",
         help="a workspace with its own keys and batches (id default wrkspc_NAME; repeatable). "
-        "Keys not listed reach the default workspace wrkspc_default only via --api-key",
+        "The default workspace wrkspc_default holds --api-key (and keys given as default=...); "
+        "with no key anywhere it takes any key",
     )
     add(
         "--workspace-rate-limit-rpm",
         action="append",
         default=[],
         metavar="NAME=RPM",
-        help="a workspace's own requests-per-minute limit (repeatable)",
+        help="a workspace's own requests-per-minute limit (repeatable; NAME may be default)",
     )
     add(
         "--workspace-mismatch",

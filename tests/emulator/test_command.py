@@ -21,6 +21,7 @@ from cleaner.emulator.faults import FaultRule
 READY_TIMEOUT_S = 20
 PROD_KEY = "sk-cli-prod-key-1"
 OPS_KEY = "sk-cli-ops-key-22"
+DEFAULT_KEY = "sk-cli-default-key"
 REPO = Path(__file__).resolve().parents[2]  # so `-m cleaner.emulator` resolves uninstalled
 
 
@@ -141,7 +142,8 @@ def test_the_command_serves_workspaces_limits_and_refusals(tmp_path: Path) -> No
         *("--workspace", f"prod={PROD_KEY}", "--workspace-rate-limit-rpm", "prod=600"),
         *("--rate-limit-rpm", "6000", "--ratelimit-headers", "--workspace-mismatch", "ignore"),
         *("--seed", "3:ended:40d@prod", "--refuse-delete", "msgbatch_keepme"),
-        *("--seed-file", str(seed_file), "--api-key", "sk-cli-default-key"),
+        *("--seed-file", str(seed_file), "--api-key", DEFAULT_KEY),
+        *("--workspace-rate-limit-rpm", "default=120"),
     ]
     with _running(*args) as (_, url):
         headers = {"x-api-key": PROD_KEY, "anthropic-version": "2023-06-01"}
@@ -152,6 +154,10 @@ def test_the_command_serves_workspaces_limits_and_refusals(tmp_path: Path) -> No
             assert listed.headers["anthropic-ratelimit-requests-limit"] == "600"
             refused = prod.delete("/v1/messages/batches/msgbatch_keepme")
             assert refused.status_code == 409
+        headers = {"x-api-key": DEFAULT_KEY, "anthropic-version": "2023-06-01"}
+        default = httpx.get(f"{url}/v1/messages/batches", headers=headers)
+        assert default.json()["data"] == []
+        assert default.headers["anthropic-ratelimit-requests-limit"] == "120"
         ops = anthropic.Anthropic(api_key=OPS_KEY, base_url=url, max_retries=0)
         with ops:
             assert len(list(ops.messages.batches.list())) == 2

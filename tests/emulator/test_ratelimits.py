@@ -152,3 +152,19 @@ def test_limits_come_from_a_seed_document(
     with httpx.Client(base_url=base_url, headers=headers) as slow:
         assert _statuses(slow.get(BATCHES), slow.get(BATCHES)) == [200, 429]
     assert emulator.config.rate_limit_rpm == 6000
+
+
+def test_the_default_workspace_can_have_its_own_limit_and_more_keys(
+    emulator: Emulator, base_url: str, clients: dict[str, httpx.Client]
+) -> None:
+    """A spec named default adds keys and a limit to wrkspc_default; KEY still works."""
+    emulator.configure(
+        workspaces=(WorkspaceSpec("default", keys=frozenset({PROD_KEY}), rate_limit_rpm=60),)
+    )
+    first = clients["prod"].get(BATCHES)
+    refused = clients["default"].get(BATCHES)
+    assert _statuses(first, refused) == [200, 429]
+    assert first.headers["anthropic-workspace-id"] == "wrkspc_default"
+    assert "workspace" in refused.json()["error"]["message"]
+    with pytest.raises(ValueError, match="default"):
+        emulator.configure(workspaces=(WorkspaceSpec("default", "wrkspc_other"),))
