@@ -18,6 +18,7 @@ from cleaner.cycle import plan_cycle
 from cleaner.errors import ApiError
 from cleaner.logs import get_logger
 from cleaner.models import ActionKind, Plan
+from cleaner.policy import downloadable, results_downloadable
 from cleaner.settings import Settings
 
 
@@ -54,6 +55,23 @@ def _json_lines(plan: Plan, out: TextIO, now: datetime) -> None:
                     "reason": action.reason.value,
                     "created_at": action.batch.created_at.isoformat(),
                     "age_s": action.age_s,
+                    "results_downloadable": results_downloadable(action.batch, now),
+                }
+            ).decode()
+            + "\n"
+        )
+    for held in plan.held:
+        out.write(
+            orjson.dumps(
+                {
+                    "action": "keep",
+                    "batch_id": held.batch_id,
+                    "processing_status": str(held.batch.processing_status),
+                    "reason": "held",
+                    "created_at": held.batch.created_at.isoformat(),
+                    "hold_reason": held.hold.reason,
+                    "hold_owner": held.hold.owner,
+                    "hold_until": None if held.hold.until is None else held.hold.until.isoformat(),
                 }
             ).decode()
             + "\n"
@@ -62,18 +80,25 @@ def _json_lines(plan: Plan, out: TextIO, now: datetime) -> None:
 
 
 def _table(plan: Plan, out: TextIO, now: datetime) -> None:
-    header = f"{'ACTION':<8} {'BATCH':<34} {'STATUS':<12} {'AGE':>10}  REASON"
+    header = f"{'ACTION':<8} {'BATCH':<34} {'STATUS':<12} {'AGE':>10}  {'DATA':<4}  REASON"
     out.write(header + "\n")
     for action in plan.actions:
+        data = "yes" if results_downloadable(action.batch, now) else "no"
         out.write(
             f"{action.kind.value:<8} {action.batch_id:<34} "
-            f"{action.batch.processing_status!s:<12} {_age(action.age_s):>10}  "
+            f"{action.batch.processing_status!s:<12} {_age(action.age_s):>10}  {data:<4}  "
             f"{action.reason.value}\n"
         )
+    if plan.held:
+        out.write(f"\n{'HELD':<8} {'BATCH':<34} {'OWNER':<12} REASON\n")
+        for held in plan.held:
+            owner = held.hold.owner or "-"
+            out.write(f"{'keep':<8} {held.batch_id:<34} {owner:<12} {held.hold.reason}\n")
     summary = _summary(plan, now)
     out.write(
-        f"\n{len(plan.actions)} planned ({summary['planned']}); kept {summary['kept']}; "
-        f"deferred by the cap: {plan.deferred}; seen {summary['seen']}\n"
+        f"\n{len(plan.actions)} planned ({summary['planned']}); results still downloadable "
+        f"(the data deleting removes): {summary['results_downloadable']}; kept "
+        f"{summary['kept']}; deferred by the cap: {plan.deferred}; seen {summary['seen']}\n"
     )
 
 
@@ -85,6 +110,8 @@ def _summary(plan: Plan, now: datetime) -> dict[str, object]:
         "kept": {k.value: v for k, v in plan.kept.items()},
         "seen": {str(k): v for k, v in plan.seen.items()},
         "deferred": plan.deferred,
+        "results_downloadable": {k.value: v for k, v in downloadable(plan, now).items()},
+        "held": len(plan.held),
     }
 
 
