@@ -83,7 +83,7 @@ class Holds:
     def protecting(self, batch: Batch, now: datetime) -> Hold | None:
         """The hold that keeps ``batch`` at ``now``: a protected id first, then file order."""
         permanent = self._protected.get(batch.id)
-        if permanent is not None:
+        if permanent is not None or not self.holds:
             return permanent
         found: tuple[int, Hold] | None = None
         for candidate in (*self._by_id.get(batch.id, ()), *self._windows):
@@ -135,7 +135,11 @@ def _load(text: str, source: str) -> object:
         if text.lstrip().startswith("{"):
             # JSON proper: tabs and other things YAML 1.1 refuses are fine here.
             return json.loads(text, object_pairs_hook=_unique_pairs)
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        loader = _Loader(text)  # what yaml.load does, with our SafeLoader subclass
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except _DuplicateKeyError as exc:
         where = f" at line {exc.line}" if exc.line is not None else ""
         raise HoldsError(source, f"duplicate key {exc.key}{where}") from None
@@ -228,7 +232,8 @@ class _Loader(yaml.SafeLoader):
 
 
 def _timestamp_as_text(loader: _Loader, node: yaml.Node) -> str:
-    assert isinstance(node, yaml.ScalarNode)  # the timestamp tag resolves only on scalars
+    if not isinstance(node, yaml.ScalarNode):  # the implicit resolver tags only scalars
+        raise yaml.constructor.ConstructorError(None, None, "a time must be text", node.start_mark)
     return loader.construct_scalar(node)
 
 

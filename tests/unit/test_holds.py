@@ -115,6 +115,16 @@ BAD_FILES: dict[str, tuple[str, int | None, str]] = {
     "comments only": ("# holds go here\n", None, "empty"),
     "not yaml": ("holds: [\n", None, "not valid YAML or JSON: line 2, column 1"),
     "not json": ('{"holds": [}', None, "not valid YAML or JSON"),
+    "a python object tag": (
+        "holds: !!python/object/apply:os.getcwd []\n",
+        None,
+        "not valid YAML or JSON: line 1, column 8",
+    ),
+    "a tagged time that is a list": (
+        "holds:\n  - batch_id: b\n    reason: r\n    until: !!timestamp [1]\n",
+        None,
+        "a time must be text",
+    ),
     "a list at the top": ("- batch_id: b\n  reason: r\n", None, "mapping with a `holds` list"),
     "a misspelled top key": ("hold: []\n", None, "unknown top-level key(s) hold"),
     "holds null": ("holds:\n", None, "`holds` must be a list"),
