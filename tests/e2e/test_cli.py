@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -234,3 +235,26 @@ def test_plan_prints_a_readable_table_when_asked(emulator: Emulator, base_url: s
     assert all(row.split()[0] == "delete" for row in rows[1:4])
     assert "3 planned" in done.stdout
     assert emulator.journal == []
+
+
+def test_a_broken_holds_file_at_start_exits_two_naming_the_variable_and_the_entry(
+    emulator: Emulator, base_url: str, tmp_path: Path
+) -> None:
+    """A hold with a typo'd key: exit 2 before any request, the entry named on stderr."""
+    holds = tmp_path / "holds.yaml"
+    holds.write_text("holds:\n  - batch_id: msgbatch_x\n    reason: keep\n    untill: 2027-01-01\n")
+    done = run_cleaner("run", "--once", env=cleaner_env(base_url, CLEANER_HOLDS_FILE=str(holds)))
+    assert done.code == 2
+    assert "CLEANER_HOLDS_FILE" in done.stderr
+    assert "holds[0]" in done.stderr
+    assert "untill" in done.stderr
+    assert emulator.request_counts.total() == 0
+
+
+def test_a_missing_holds_file_at_start_exits_two(emulator: Emulator, base_url: str) -> None:
+    """A ConfigMap that is not mounted is a configuration error, not 'no holds'."""
+    env = cleaner_env(base_url, CLEANER_HOLDS_FILE="/nonexistent/holds.yaml")
+    done = run_cleaner("run", "--once", env=env)
+    assert done.code == 2
+    assert "CLEANER_HOLDS_FILE" in done.stderr
+    assert emulator.request_counts.total() == 0

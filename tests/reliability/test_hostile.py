@@ -80,10 +80,6 @@ def nothing_deleted_and_listing_failed(emulator: Emulator, log: EventLog, report
 
 
 BAD_PAGES: dict[str, tuple[Mutation, str]] = {
-    "unknown processing_status": (
-        first_batch(lambda b: b.update(processing_status="archived")),
-        "unknown processing_status",
-    ),
     "missing created_at": (first_batch(lambda b: b.pop("created_at")), "no created_at"),
     "created_at a number": (first_batch(lambda b: b.update(created_at=0)), "non-string"),
     "created_at not a date": (
@@ -96,7 +92,7 @@ BAD_PAGES: dict[str, tuple[Mutation, str]] = {
     ),
     "processing_status a number": (
         first_batch(lambda b: b.update(processing_status=3)),
-        "unknown processing_status",
+        "non-string processing_status",
     ),
     "id missing": (first_batch(lambda b: b.pop("id")), "no string id"),
     "request_counts a string": (
