@@ -230,8 +230,10 @@ def test_plan_prints_a_readable_table_when_asked(emulator: Emulator, base_url: s
     done = run_cleaner("plan", "--format", "table", env=cleaner_env(base_url))
     assert done.code == 0
     rows = done.stdout.splitlines()
-    assert rows[0].split() == ["ACTION", "BATCH", "STATUS", "AGE", "REASON"]
+    assert rows[0].split() == ["ACTION", "BATCH", "STATUS", "AGE", "DATA", "REASON"]
     assert {row.split()[1] for row in rows[1:4]} == old
+    # Ended 40 days ago: the provider already dropped the results (29 days after creation).
+    assert all(row.split()[4] == "no" for row in rows[1:4])
     assert all(row.split()[0] == "delete" for row in rows[1:4])
     assert "3 planned" in done.stdout
     assert emulator.journal == []
