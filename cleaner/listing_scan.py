@@ -155,8 +155,8 @@ class Scan:
         """A batch from ``retrieve``, as the API shows it now."""
         self._pending_retrieves.discard(batch.id)
         self.counts.retrieves += 1
-        if self.mode is Mode.FULL and self._memory is None:
-            return  # a full listing sees it again
+        if self._memory is None:
+            return  # a full listing is on its way and sees it again
         bands = []
         for kind, anchor in self._anchor_of.items():
             if anchor.id == batch.id:
@@ -172,7 +172,8 @@ class Scan:
         """A batch from ``retrieve`` answered 404: the memory cannot be trusted."""
         self._pending_retrieves.discard(batch_id)
         self.counts.retrieves += 1
-        self.doubt(f"remembered batch {batch_id} answered 404")
+        if self._memory is not None:  # else a full listing is on its way: nothing to doubt
+            self.doubt(f"remembered batch {batch_id} answered 404")
 
     def next_segment(self) -> Segment | None:
         """The next run of pages to list, or None once the listing is complete."""
