@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
@@ -26,6 +26,7 @@ from cleaner.listing import (
     SegmentKind,
     Watched,
 )
+from cleaner.listing_band import Band, anchor_of
 from cleaner.models import Action, AgeBasis, Batch, KeepReason
 from cleaner.policy import RetentionPolicy
 
@@ -34,75 +35,6 @@ from cleaner.policy import RetentionPolicy
 SETTLED = frozenset({"protected", "held", "no_end_time"})
 
 Judge = Callable[[Batch], Action | KeepReason]
-
-
-@dataclass(slots=True)
-class _Lagging:
-    batch: Batch
-    below_before: int  # batches on the old side of the boundary met before this one
-    deadline: datetime | None  # known for an ended batch: it may become a straggler
-
-
-@dataclass(slots=True)
-class _Band:
-    """Chooses one band's next anchor from a stream of batches in listing order."""
-
-    ascending: bool
-    boundary: datetime
-    keep: int  # lagging batches remembered: the stragglers allowed, plus one
-    lagging: deque[_Lagging] = field(default_factory=deque)
-    below: int = 0
-    still: Batch | None = None  # the newest batch seen that this cycle does not act on
-    passed: bool = False  # a batch on the young side was seen
-    reached_top: bool = False
-    last: Batch | None = None  # the batch seen last
-
-    def see(
-        self, batch: Batch, *, actionable: bool, lagging: bool, deadline: datetime | None
-    ) -> None:
-        self.last = batch
-        if not actionable and (self.ascending or self.still is None):
-            self.still = batch
-        if lagging and (not self.ascending or len(self.lagging) < self.keep):
-            self.lagging.append(_Lagging(batch, self.below, deadline))
-            if len(self.lagging) > self.keep:
-                self.lagging.popleft()  # descending: only the oldest few matter
-        if batch.created_at < self.boundary:
-            self.below += 1
-        else:
-            self.passed = True
-
-    @property
-    def satisfied(self) -> bool:
-        """Ascending: the young side is reached and a next anchor is known."""
-        return self.passed and (bool(self.lagging) or self.still is not None)
-
-    def result(self, page_limit: int) -> tuple[Anchor | None, list[Watched]]:
-        """The next anchor, and the stragglers to watch instead of lagging behind them."""
-        if not self.lagging:
-            if self.reached_top or not self.ascending or self.still is None:
-                return None, []
-            return _anchor(self.still), []
-        oldest_first = list(self.lagging) if self.ascending else list(reversed(self.lagging))
-        spans = [self._span(entry) for entry in oldest_first]
-        chosen = 0
-        for m in range(min(self.keep, len(oldest_first))):
-            if spans[m] < page_limit:
-                chosen = m
-                break
-            if oldest_first[m].deadline is None:
-                break  # a batch not ended cannot be remembered by deadline
-        stragglers = [
-            Watched(entry.batch.id, recheck_at=entry.deadline) for entry in oldest_first[:chosen]
-        ]
-        return _anchor(oldest_first[chosen].batch), stragglers
-
-    def _span(self, entry: _Lagging) -> int:
-        """Batches a rescan from this one would read on the old side of the boundary."""
-        mine = int(entry.batch.created_at < self.boundary)
-        if self.ascending:
-            return self.below - entry.below_before
-        return entry.below_before + mine
 
 
 @dataclass(slots=True)
@@ -145,7 +77,7 @@ class Scan:
         self._rechecked: set[str] = set()
         self._watched_ids: set[str] = set()
         self._anchor_of: dict[SegmentKind, Anchor] = {}
-        self._bands: dict[SegmentKind, _Band] = {}
+        self._bands: dict[SegmentKind, Band] = {}
         self._carried: dict[str, list[SegmentKind]] = {}
         self._reset_streams()
 
@@ -257,7 +189,7 @@ class Scan:
         if self._top_unknown:
             newest = memory.newest if memory is not None else None
         else:
-            newest = None if self._top is None else _anchor(self._top)
+            newest = None if self._top is None else anchor_of(self._top)
         return ListingMemory(
             listed_at=now,
             full_at=now if memory is None else memory.full_at,
@@ -297,16 +229,16 @@ class Scan:
             else:
                 self._carried.setdefault(anchor.id, []).append(kind)
 
-    def _band(self, kind: SegmentKind, *, ascending: bool) -> _Band:
+    def _band(self, kind: SegmentKind, *, ascending: bool) -> Band:
         if kind is SegmentKind.PROCESSING:
             # The canceled-past-processing-retention rule reads the API's own timestamps:
             # with the API's clock up to max_skew ahead, it reaches that much further.
             young = self._now - self._policy.processing_retention + self._limits.max_skew
-            return _Band(ascending, young, keep=1)
+            return Band(ascending, young, keep=1)
         keep = self._limits.max_stragglers + 1
-        return _Band(ascending, self._now - self._policy.retention, keep=keep)
+        return Band(ascending, self._now - self._policy.retention, keep=keep)
 
-    def _reopen(self, batch_id: str) -> tuple[_Band, ...]:
+    def _reopen(self, batch_id: str) -> tuple[Band, ...]:
         """A band left alone this cycle has its anchor acted on: scan that band too."""
         opened = []
         for kind in self._carried.pop(batch_id, []):
@@ -316,7 +248,7 @@ class Scan:
             opened.append(band)
         return tuple(opened)
 
-    def _bands_for(self, segment: Segment) -> tuple[_Band, ...]:
+    def _bands_for(self, segment: Segment) -> tuple[Band, ...]:
         if segment.kind in (SegmentKind.PROCESSING, SegmentKind.RETENTION):
             return (self._bands[segment.kind],)
         return tuple(band for band in self._bands.values() if not band.ascending)
@@ -333,7 +265,7 @@ class Scan:
         deadline = start + self._policy.retention if batch.ended and start else None
         return False, settled, deadline
 
-    def _see(self, batch: Batch, *, bands: tuple[_Band, ...]) -> tuple[bool, bool, datetime | None]:
+    def _see(self, batch: Batch, *, bands: tuple[Band, ...]) -> tuple[bool, bool, datetime | None]:
         """Note one batch: watch it if it must be, and show it to ``bands``."""
         actionable, settled, deadline = self._classify(batch)
         stamps = (batch.created_at, batch.ended_at, batch.cancel_initiated_at)
@@ -380,10 +312,6 @@ class Scan:
             return False
         self._last = created[0] if ascending else created[-1]
         return True
-
-
-def _anchor(batch: Batch) -> Anchor:
-    return Anchor(batch.id, batch.created_at)
 
 
 __all__ = ["SETTLED", "Counts", "Judge", "Scan"]
