@@ -28,8 +28,10 @@ empty and costs nothing. Why each band suffices:
 - *processing band*: a batch not ended past ``processing_retention`` is actionable the first
   time it is seen past it, and every batch crosses it inside the band; a batch ``ended`` when
   it crosses stays ended, and its cancel time is final, so the ``canceled past processing
-  retention`` rule cannot newly fire below the anchor. New anchor: the oldest batch on the
-  young side that this cycle does not act on.
+  retention`` rule cannot newly fire below the anchor. That rule compares the API's own
+  timestamps, so the band reaches ``max_skew`` further in case the API's clock runs ahead
+  of ours; a larger lead seen in any timestamp read is doubt. New anchor: the oldest batch
+  on the young side that this cycle does not act on.
 - *retention band*: below the anchor every batch is acted on, settled (protected, held, no
   end time) or a watched straggler. The new anchor is the oldest batch still lagging (not
   actionable and with a deadline not yet passed, or not ended). With the ``created_at``
@@ -39,9 +41,13 @@ empty and costs nothing. Why each band suffices:
   due, so the band widens by exactly the lagging batches, never by a fixed guess of the
   delay. When remembering at most ``max_stragglers`` ended lagging batches by id (retrieved
   at their deadline) makes the remaining band fit one page, they are remembered instead.
-- *head*: only needed when a band has no anchor (its last scan reached the top of the
-  listing with nothing lagging): then that band's next batches are the new ones, read from
-  the top down to the newest batch known.
+- *head*: new batches lie above both anchors, so the bands reach them when they cross. The
+  head is read only when a band has no anchor (its last scan reached the top of the listing
+  with nothing lagging): that band's next batches are then the new ones, read from the top
+  down to the newest batch known.
+
+An anchor left alone this cycle (its band empty) that the other band acts on is replaced
+at once: its band is scanned too, so no memory ever names a batch this cycle deleted.
 
 A **full** listing runs after every start, at least every ``full_interval``, after a change
 of the policy or holds fingerprint, once a hold's ``until`` has passed, when the clock went
