@@ -335,6 +335,56 @@ class BatchesClient:
         if self._on_response is not None:
             self._on_response(endpoint, status)
 
+    # --- one segment of the listing (cleaner.listing decides which)
+
+    async def page_range(
+        self, *, after_id: str | None = None, before_id: str | None = None, limit: int = PAGE_LIMIT
+    ) -> AsyncIterator[Page]:
+        """Pages of one segment of the listing, each fetched only when asked for.
+
+        Older from ``after_id`` (from the top when neither cursor is given), or newer from
+        ``before_id``, following each page's ``first_id``; every page is newest first. The
+        guards of :meth:`pages` apply. A cursor that answers 404 (a deleted batch, on an
+        API that forgets deleted cursors) raises :class:`CursorNotFoundError`: the
+        listing's memory is then in doubt, and the caller lists in full.
+        """
+        if after_id is not None and before_id is not None:
+            raise ValueError("page_range takes after_id or before_id, not both")
+        newer = before_id is not None
+        key = "before_id" if newer else "after_id"
+        cursor = before_id if newer else after_id
+        seen = {cursor} if cursor is not None else set()
+        for _ in range(self._max_pages):
+            params: dict[str, str | int] = {"limit": limit}
+            if cursor is not None:
+                params[key] = cursor
+            try:
+                data, _ = await self._call("list", "GET", _PATH, params=params)
+            except NotFoundError as exc:
+                if cursor is None:
+                    raise
+                raise CursorNotFoundError(
+                    f"the listing cursor {key}={cursor} answered 404",
+                    status=exc.status,
+                    error_type=exc.error_type,
+                    request_id=exc.request_id,
+                ) from exc
+            page = _parse_page(data)
+            yield page
+            if not page.has_more:
+                return
+            cursor = page.first_id if newer else page.last_id
+            if not page.batches or cursor is None:
+                raise ListingError("a listing page claims more pages but names no cursor")
+            if cursor in seen:
+                raise ListingError(f"the listing repeats cursor {cursor}")
+            seen.add(cursor)
+        raise ListingError(f"the listing did not end within {self._max_pages} pages")
+
+
+class CursorNotFoundError(NotFoundError):
+    """A listing cursor answered 404: its batch is gone and the API forgot its place."""
+
 
 def _retry_after_s(headers: httpx.Headers) -> float | None:
     """``retry-after-ms`` wins over ``retry-after`` (seconds), like the SDKs read them."""
