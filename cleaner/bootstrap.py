@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
@@ -21,6 +22,8 @@ from cleaner.cycle import CycleOptions, run_cycle
 from cleaner.daemon import Daemon
 from cleaner.events import CycleFinished, Exchange, HoldsInvalid, Observer, fan_out
 from cleaner.holds import HoldsError
+from cleaner.lister import ListingState
+from cleaner.listing import Limits
 from cleaner.logs import Logger, get_logger
 from cleaner.logsink import LogSink
 from cleaner.metrics import Metrics
@@ -43,6 +46,16 @@ def cycle_options(settings: Settings) -> CycleOptions:
         workers=settings.concurrency,
         max_delete_fraction=settings.max_delete_fraction,
     )
+
+
+def listing_limits(settings: Settings, schedule: Schedule, clock: Clock) -> Limits:
+    """When the steady-state listing must list in full: the interval, and a gap of cycles.
+
+    A gap longer than three schedule periods (at least six hours) means cycles were missed
+    (the process was stopped, or the clock jumped): the memory is then not trusted.
+    """
+    gap = max(timedelta(hours=6), timedelta(seconds=3 * schedule.period_s(clock.wall())))
+    return Limits(full_interval=settings.full_listing_interval, max_gap=gap)
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:
@@ -90,6 +103,7 @@ class CycleRunner:
     clock: Clock
     log: Logger
     observers: tuple[Observer, ...] = ()
+    listing: ListingState = field(default_factory=ListingState)
 
     async def __call__(self, stop: asyncio.Event) -> CycleReport:
         try:
@@ -112,6 +126,7 @@ class CycleRunner:
             clock=self.clock,
             stop=stop,
             observers=self.observers,
+            listing=self.listing,
         )
 
 
@@ -126,12 +141,18 @@ def build_daemon(
 ) -> Daemon:
     """The daemon for these settings over ``client`` (tests pass a client of their own)."""
     log = log or get_logger()
+    schedule = Schedule.parse(settings.schedule, now=clock.wall())
     runner = CycleRunner(
-        client=client, settings=settings, clock=clock, log=log, observers=event_observers
+        client=client,
+        settings=settings,
+        clock=clock,
+        log=log,
+        observers=event_observers,
+        listing=ListingState(limits=listing_limits(settings, schedule, clock)),
     )
     return Daemon(
         runner,
-        schedule=Schedule.parse(settings.schedule, now=clock.wall()),
+        schedule=schedule,
         dry_run=settings.dry_run,
         clock=clock,
         log=log,

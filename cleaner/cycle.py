@@ -21,6 +21,7 @@ from cleaner.clock import SYSTEM, Clock
 from cleaner.commands import LifeConfig
 from cleaner.errors import ApiError, BlastRadiusError
 from cleaner.events import (
+    ActionFinished,
     BlastRadiusExceeded,
     CycleFinished,
     CyclePlanned,
@@ -33,10 +34,11 @@ from cleaner.events import (
     UnknownStatuses,
     fan_out,
 )
+from cleaner.lister import Interrupted, ListingState, ListingSummary, list_and_plan
 from cleaner.logs import Logger
 from cleaner.logsink import LogSink
 from cleaner.models import CycleReport, Outcome, Plan
-from cleaner.policy import RetentionPolicy, blast_radius, cap, merge, plan
+from cleaner.policy import RetentionPolicy, blast_radius, cap
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,8 +58,8 @@ class CycleOptions:
     max_delete_fraction: float | None = None  # the blast-radius stop
 
 
-class _Interrupted(Exception):
-    """A stop was requested while listing: there is nothing half-done to finish."""
+#: A drain larger than this is not remembered id by id: the next cycle lists in full.
+REMEMBER_AT_MOST = 10_000
 
 
 async def plan_cycle(
@@ -67,14 +69,11 @@ async def plan_cycle(
     now: datetime,
     max_actions: int | None,
     stop: asyncio.Event | None = None,
-) -> Plan:
-    """List every batch and decide what to do; sends no cancel or delete."""
-    pages: list[Plan] = []
-    async for page in client.pages():
-        pages.append(plan(page.batches, policy, now))
-        if stop is not None and stop.is_set():
-            raise _Interrupted
-    return cap(merge(pages), max_actions)
+    listing: ListingState | None = None,
+) -> tuple[Plan, ListingSummary]:
+    """List (in full, or what changed) and decide what to do; sends no cancel or delete."""
+    full, summary = await list_and_plan(client, policy, now=now, state=listing, stop=stop)
+    return cap(full, max_actions), summary
 
 
 async def run_cycle(
@@ -88,6 +87,7 @@ async def run_cycle(
     observers: tuple[Observer, ...] = (),
     intents: IntentLog | None = None,
     archiver: Archiver | None = None,
+    listing: ListingState | None = None,
 ) -> CycleReport:
     """Run one cycle to the end and report what happened. Never raises an ApiError."""
     stop = stop or asyncio.Event()
@@ -97,18 +97,28 @@ async def run_cycle(
     tally, full = Tally(), Plan()
     error: Exception | None = None
     try:
-        full = await plan_cycle(
-            client, policy, now=started_at, max_actions=options.max_actions, stop=stop
+        full, summary = await plan_cycle(
+            client,
+            policy,
+            now=started_at,
+            max_actions=options.max_actions,
+            stop=stop,
+            listing=listing,
         )
     except ApiError as exc:
         error = exc
         emit(ListingFailed(exc))
-    except _Interrupted:
+    except Interrupted:
         emit(ListingInterrupted())
     else:
-        emit(CyclePlanned(full, options.dry_run, options.max_actions))
+        emit(CyclePlanned(full, options.dry_run, options.max_actions, summary))
+        gone: list[str] = []
+        remember = len(full.actions) <= REMEMBER_AT_MOST
+        if remember:
+            emit = fan_out(emit, _collect_gone(gone))
         _warn(full, policy, started_at, emit)
-        stop_radius = blast_radius(full, options.max_delete_fraction)
+        population = listing.population if listing is not None else None
+        stop_radius = blast_radius(full, options.max_delete_fraction, listed=population)
         if stop_radius is not None:
             emit(BlastRadiusExceeded(stop_radius))
             error = BlastRadiusError(
@@ -141,6 +151,14 @@ async def run_cycle(
             )
             tally = await actor.run(full.actions)
             error = tally.fatal
+        if listing is not None:
+            if summary.mode == "full":
+                listing.population = sum(full.seen.values())
+            # Remember only after a cycle that acted as planned; after a refusal, a fatal
+            # error or a large drain the next cycle lists in full (the cautious side).
+            listing.finish(done=gone)
+            if not remember or error is not None:
+                listing.memory = None
     report = CycleReport(
         started_at=started_at,
         duration_s=round(clock.monotonic() - started, 3),
@@ -158,6 +176,19 @@ async def run_cycle(
     )
     emit(CycleFinished(report))
     return report
+
+
+def _collect_gone(into: list[str]) -> Observer:
+    """An observer that notes the ids this cycle deleted or found gone."""
+
+    def note(event: Event) -> None:
+        if isinstance(event, ActionFinished) and event.finish.outcome in _GONE:
+            into.append(event.action.batch_id)
+
+    return note
+
+
+_GONE = frozenset({Outcome.DELETED, Outcome.ALREADY_GONE})
 
 
 def _warn(full: Plan, policy: RetentionPolicy, now: datetime, emit: Observer) -> None:

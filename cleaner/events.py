@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cleaner.commands import Finish
+from cleaner.lister import ListingSummary
 from cleaner.models import Action, Batch, CycleReport, Hold, Plan, Progress
 from cleaner.policy import BlastRadius
 
@@ -39,6 +40,7 @@ class CyclePlanned:
     plan: Plan
     dry_run: bool
     max_actions: int | None
+    listing: ListingSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,13 +117,22 @@ class LogSink:
                 pass  # exchanges are the metrics' business
 
     def _planned(self, event: CyclePlanned) -> None:
-        plan = event.plan
+        plan, listing = event.plan, event.listing
+        extra: dict[str, object] = {}
+        if listing is not None:
+            extra = {
+                "listing": listing.mode,
+                "listing_reason": listing.reason,
+                "pages": listing.pages,
+                "retrieves": listing.retrieves,
+            }
         self.log.info(
             "cycle_planned",
             seen={str(k): v for k, v in plan.seen.items()},
             kept={k.value: v for k, v in plan.kept.items()},
             planned={kind.value: plan.count(kind) for kind in ActionKind},
             dry_run=event.dry_run,
+            **extra,
         )
         if plan.deferred:
             self.log.warning(

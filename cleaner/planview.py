@@ -30,7 +30,7 @@ async def show_plan(
     now = clock.wall()
     try:
         async with open_client(settings, clock=clock) as client:
-            plan = await plan_cycle(
+            plan, _ = await plan_cycle(
                 client,
                 retention_policy(settings),
                 now=now,

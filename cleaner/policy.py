@@ -191,19 +191,25 @@ class BlastRadius:
     max_fraction: float
 
 
-def blast_radius(full: Plan, max_fraction: float | None) -> BlastRadius | None:
+def blast_radius(
+    full: Plan, max_fraction: float | None, *, listed: int | None = None
+) -> BlastRadius | None:
     """The stop, when the plan acts on strictly more than ``max_fraction`` of the listing.
 
     It fires only above :data:`BLAST_RADIUS_MIN_ACTIONS` actions, so a small workspace
     can still be cleaned. Actions the cap deferred count too: the answer is the same
-    before and after :func:`cap`. Compared exactly, so 0.3 of 100 stops at 31, not 30.
+    before and after :func:`cap`. ``listed`` (the population the last full listing saw)
+    stands in for a partial listing's count when larger. Compared exactly, so 0.3 of 100
+    stops at 31, not 30.
     """
     if max_fraction is None:
         return None
     if not 0 < max_fraction <= 1:
         raise ValueError(f"max_fraction must be in (0, 1]: {max_fraction!r}")
     planned = len(full.actions) + full.deferred
-    listed = sum(full.seen.values())
+    # An incremental listing reads only part of the workspace: measure against the whole,
+    # as the last full listing counted it, or the share would look alarmingly large.
+    listed = max(sum(full.seen.values()), listed or 0)
     if planned <= BLAST_RADIUS_MIN_ACTIONS or planned <= Fraction(repr(max_fraction)) * listed:
         return None
     return BlastRadius(

@@ -149,6 +149,15 @@ class Settings(BaseSettings):
         "it never overlaps it.",
         examples=["1h", "0 3 * * *"],
     )
+    full_listing_interval: timedelta = Field(
+        timedelta(hours=24),
+        validation_alias="CLEANER_FULL_LISTING_INTERVAL",
+        description="Between full listings, a cycle pages only where something can have "
+        "changed (new batches, the bands that crossed a retention boundary) and retrieves the "
+        "batches it is waiting on. A full listing runs after every start, after a change of "
+        "policy or holds, whenever the memory is in doubt, and at least this often.",
+        examples=["6h"],
+    )
     wait_timeout: timedelta = Field(
         timedelta(minutes=5),
         validation_alias="CLEANER_WAIT_TIMEOUT",
@@ -208,13 +217,20 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "retention", "processing_retention", "wait_timeout", "request_timeout", mode="before"
+        "retention",
+        "processing_retention",
+        "wait_timeout",
+        "request_timeout",
+        "full_listing_interval",
+        mode="before",
     )
     @classmethod
     def _parse_durations(cls, value: object) -> object:
         return _duration(value)
 
-    @field_validator("retention", "processing_retention", "request_timeout")
+    @field_validator(
+        "retention", "processing_retention", "request_timeout", "full_listing_interval"
+    )
     @classmethod
     def _must_be_positive(cls, value: timedelta | None) -> timedelta | None:
         return None if value is None else _positive("the duration", value)

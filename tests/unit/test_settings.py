@@ -218,4 +218,5 @@ def test_the_known_variables_are_the_documented_interface() -> None:
         "CLEANER_SECRETS_DIR",
         "CLEANER_HOLDS_FILE",
         "CLEANER_MAX_DELETE_FRACTION",
+        "CLEANER_FULL_LISTING_INTERVAL",
     }
