@@ -6,6 +6,7 @@ Library errors (httpx, pydantic) are translated where they enter, and chained wi
     CleanerError
     ├── ConfigError                  bad environment; exit 2 before any request
     └── ApiError                     anything the Batches API did or failed to do
+        ├── FederationError          the identity-token exchange failed (4xx: fatal)
         ├── ApiConnectionError       no usable response: refused, reset, timed out
         │   └── ApiUnreachableError  ... still so after every retry: ends the cycle
         ├── ApiResponseError         a response we cannot trust (bad JSON, bad shape)
@@ -20,6 +21,11 @@ Library errors (httpx, pydantic) are translated where they enter, and chained wi
             │   └── SpendCapError    429 without retry-after (a spend cap, days away), or
             │                        asking a longer wait than a call may take: ends the cycle
             └── ServerError          5xx and 529
+
+``ApiError.fatal`` says whether an error will fail every further call the same way, so the
+cycle stops rather than failing batch after batch: unreachable, spend cap, authentication,
+permission, a failed identity-token exchange, and the ``error.details.error_code`` values
+``organization_on_hold`` and ``enforced_spend_limit_reached``.
 """
 
 from __future__ import annotations
@@ -41,11 +47,17 @@ class ConfigError(CleanerError):
         super().__init__("invalid configuration: " + "; ".join(lines))
 
 
+#: ``error.details.error_code`` values that end the cycle whatever their status says.
+FATAL_ERROR_CODES = frozenset({"organization_on_hold", "enforced_spend_limit_reached"})
+
+
 class ApiError(CleanerError):
     """The Batches API call did not succeed."""
 
     #: whether retrying the same call may succeed
     retryable: bool = False
+    #: whether every further call will fail the same way: the cycle stops
+    fatal: bool = False
 
 
 class ApiConnectionError(ApiError):
@@ -58,6 +70,35 @@ class ApiUnreachableError(ApiConnectionError):
     """The API stayed unreachable through every retry; the cycle cannot go on."""
 
     retryable = False
+    fatal = True
+
+
+class FederationError(ApiError):
+    """Exchanging the identity token for an access token failed.
+
+    A 4xx (rule mismatch, bad token) or an unreadable identity token will not heal by
+    retrying and ends the cycle; a 5xx, a 429 or a connection failure is retried.
+    ``error`` is the token endpoint's error code (``invalid_grant``...). Neither the
+    identity token nor an access token is ever part of the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error: str = "",
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.request_id = request_id
+        if retryable is None:  # no status: the endpoint was not reached
+            retryable = status is None or status >= 500 or status in (408, 429)
+        self.retryable = retryable
+        self.fatal = not retryable
 
 
 class ApiResponseError(ApiError):
@@ -79,18 +120,26 @@ class ApiStatusError(ApiError):
         error_type: str = "",
         request_id: str | None = None,
         should_retry: bool | None = None,
+        error_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.request_id = request_id
+        #: ``error.details.error_code`` when the body has one; an unknown code changes
+        #: nothing but the log line (the error is handled as its bare ``error_type``)
+        self.error_code = error_code
         # An explicit ``x-should-retry`` from the server overrides the status rule.
         if should_retry is not None:
             self.retryable = should_retry
+        if error_code in FATAL_ERROR_CODES:
+            self.fatal = True
+            self.retryable = False
 
     def __str__(self) -> str:
         base = super().__str__()
-        return f"{self.status} {self.error_type}: {base}" if self.error_type else base
+        kind = f"{self.error_type} ({self.error_code})" if self.error_code else self.error_type
+        return f"{self.status} {kind}: {base}" if kind else base
 
 
 class BadRequestError(ApiStatusError):
@@ -100,9 +149,13 @@ class BadRequestError(ApiStatusError):
 class AuthenticationError(ApiStatusError):
     """401: the key is missing or wrong."""
 
+    fatal = True
+
 
 class PermissionDeniedError(ApiStatusError):
     """403: the key may not do this."""
+
+    fatal = True
 
 
 class NotFoundError(ApiStatusError):
@@ -128,6 +181,7 @@ class RateLimitError(ApiStatusError):
         error_type: str = "rate_limit_error",
         request_id: str | None = None,
         should_retry: bool | None = None,
+        error_code: str | None = None,
     ) -> None:
         super().__init__(
             message,
@@ -135,6 +189,7 @@ class RateLimitError(ApiStatusError):
             error_type=error_type,
             request_id=request_id,
             should_retry=should_retry,
+            error_code=error_code,
         )
         self.retry_after_s = retry_after_s
 
@@ -142,11 +197,13 @@ class RateLimitError(ApiStatusError):
 class SpendCapError(RateLimitError):
     """A 429 not worth waiting out in this cycle: stop it, the next cycle tries again.
 
-    Either no retry-after at all (a monthly spend cap, whose wait is days) or a
-    retry-after longer than one call's whole retry budget.
+    Either no retry-after at all (a monthly spend cap, whose wait is days), an
+    ``enforced_spend_limit_reached`` error code, or a retry-after longer than one call's
+    whole retry budget.
     """
 
     retryable = False
+    fatal = True
 
 
 class ServerError(ApiStatusError):
@@ -173,13 +230,18 @@ def status_error(
     request_id: str | None = None,
     should_retry: bool | None = None,
     retry_after_s: float | None = None,
+    error_code: str | None = None,
 ) -> ApiStatusError:
-    """Build the error class that matches an HTTP error status."""
+    """Build the error class that matches an HTTP error status (and error code)."""
     if status == 429:
-        if retry_after_s is None:
-            # No retry-after means a spend cap; x-should-retry cannot make it worth a retry.
+        if retry_after_s is None or error_code == "enforced_spend_limit_reached":
+            # A spend cap: x-should-retry cannot make it worth a retry in this cycle.
             return SpendCapError(
-                message, retry_after_s=0.0, error_type=error_type, request_id=request_id
+                message,
+                retry_after_s=retry_after_s or 0.0,
+                error_type=error_type,
+                request_id=request_id,
+                error_code=error_code,
             )
         return RateLimitError(
             message,
@@ -187,6 +249,7 @@ def status_error(
             error_type=error_type,
             request_id=request_id,
             should_retry=should_retry,
+            error_code=error_code,
         )
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiStatusError)
     return cls(
@@ -195,4 +258,5 @@ def status_error(
         error_type=error_type,
         request_id=request_id,
         should_retry=should_retry,
+        error_code=error_code,
     )

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from cleaner.emulator import admin
+from cleaner.emulator import admin, oauth
 from cleaner.emulator.asgi import (
     BodyTooLarge,
     Header,
@@ -102,6 +102,9 @@ class EmulatorApp:
         if path.startswith("/_emulator"):
             await admin.handle(self.emulator, scope, receive, send)
             return
+        if path == oauth.TOKEN_PATH:
+            await oauth.handle(self.emulator.oauth, scope, receive, send)
+            return
         await self._api(scope, receive, send, path)
 
     async def _api(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
@@ -170,9 +173,10 @@ class _Request:
 
     def _check_headers(self) -> ApiError | None:
         """The key (when one is configured) and the anthropic-version header."""
-        expected = self.app.emulator.config.api_key
-        if expected is not None and expected not in _presented_keys(self.scope):
-            return ApiError(401, "authentication_error", "invalid x-api-key")
+        emulator = self.app.emulator
+        refused = emulator.oauth.authenticate(self.scope, api_key=emulator.config.api_key)
+        if refused is not None:
+            return refused
         versions = header_values(self.scope, b"anthropic-version")
         if not versions:
             return invalid("anthropic-version: header is required")
@@ -285,15 +289,6 @@ class _Request:
         if not hosts:
             return self.app.emulator.base_url
         return f"{self.scope.get('scheme', 'http')}://{hosts[0]}"
-
-
-def _presented_keys(scope: Scope) -> set[str]:
-    keys = {value.strip() for value in header_values(scope, b"x-api-key")}
-    for value in header_values(scope, b"authorization"):
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() == "bearer":
-            keys.add(token.strip())
-    return keys
 
 
 def _batch_id_of(payload: JsonObject | None, route_: Route) -> str | None:

@@ -18,6 +18,7 @@ from cleaner.emulator.clock import OffsetClock
 from cleaner.emulator.config import EmulatorConfig
 from cleaner.emulator.emulator import Emulator
 from cleaner.emulator.faults import FAULT_KINDS, FaultRule
+from cleaner.emulator.oauth import FederationRule
 from cleaner.emulator.seeding import Population, load_populations, parse_duration
 from cleaner.emulator.server import serve_forever
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _config(args)
         populations = [Population.from_spec(spec) for spec in args.seed]
+        rules = [FederationRule.from_cli(spec) for spec in args.federation_rule]
+        token_ttl_s = parse_duration(args.access_token_ttl)
         if args.seed_file is not None:
             populations += load_populations(Path(args.seed_file).read_bytes())
     except (ValueError, OSError) as exc:
@@ -41,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     emulator = Emulator(config, clock=OffsetClock())
     emulator.seed(*populations)
+    for rule in rules:
+        emulator.oauth.add_rule(rule)
+    emulator.oauth.ttl_s = token_ttl_s
 
     def announce(base_url: str) -> None:
         print(f"emulator listening on {base_url} with {len(emulator)} batches", flush=True)
@@ -136,4 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--create-on-list", type=int, default=0, help="create N batches on every list request")
     add("--random-seed", type=int, default=0, help="seed for ids and fault draws (replayable)")
+    add(
+        "--federation-rule",
+        action="append",
+        default=[],
+        metavar="RULE_ID:ORGANIZATION_ID:WORKSPACE_ID:TOKEN[,TOKEN...]",
+        help="accept these identity tokens at /v1/oauth/token for the rule; with any rule, "
+        "requests need an issued access token unless they carry the --api-key (repeatable)",
+    )
+    add("--access-token-ttl", default="10m", help="lifetime of issued access tokens (10m)")
     return parser

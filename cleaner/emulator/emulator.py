@@ -25,6 +25,7 @@ from typing import Literal
 from cleaner.emulator.clock import Clock, system_clock, to_us
 from cleaner.emulator.config import EmulatorConfig
 from cleaner.emulator.faults import FaultPlan, Firing, TokenBucket
+from cleaner.emulator.oauth import TokenIssuer
 from cleaner.emulator.seeding import Population, Timing, build_records
 from cleaner.emulator.store import (
     ARCHIVE_US,
@@ -93,6 +94,7 @@ class Emulator:
         self.journal: list[JournalEntry] = []
         self.request_counts: Counter[tuple[str, int]] = Counter()
         self.base_url = ""  # set by the server: makes results_url absolute
+        self.oauth = TokenIssuer(clock=self._now)  # /v1/oauth/token and the tokens it issued
 
     # ----- the Python API for tests, benchmarks and the demo -----
 
