@@ -13,7 +13,8 @@ fake and imports nothing else from cleaner.
 from cleaner.emulator.clock import Clock, ManualClock, OffsetClock, system_clock
 from cleaner.emulator.config import EmulatorConfig
 from cleaner.emulator.emulator import Emulator, JournalEntry
-from cleaner.emulator.faults import FAULT_KINDS, FaultRule, TokenBucket
+from cleaner.emulator.faults import FAULT_KINDS, FaultRule
+from cleaner.emulator.ratelimit import TokenBucket
 from cleaner.emulator.seeding import Population, parse_duration
 from cleaner.emulator.server import serve_forever, serve_in_thread
 from cleaner.emulator.wire import ApiError

@@ -11,7 +11,8 @@ Which identity tokens a rule accepts is configured, not verified cryptographical
 `FederationRule` lists them (`--federation-rule` on the command line). Access tokens are
 random, expire on the emulator's clock, and are valid only as `Authorization: Bearer` on
 requests that also carry `anthropic-beta: oauth-2025-04-20`; once expired or revoked they
-answer 401 `authentication_error`, whatever else the emulator accepts.
+answer 401 `authentication_error`, whatever else the emulator accepts. A live token reaches
+its rule's workspace: `TokenIssuer.resolve` is one of the emulator's `token_resolvers`.
 """
 
 from __future__ import annotations
@@ -144,25 +145,22 @@ class TokenIssuer:
         with self._lock:
             return token in self._grants
 
-    def authenticate(self, scope: Scope, *, api_key: str | None) -> ApiError | None:
-        """The key check of an API request, issued tokens included: None admits it, or a 401.
+    def authenticate(self, scope: Scope, *, open_default: bool) -> ApiError | None:
+        """A 401 for an API request this issuer must refuse, else None (keys decide).
 
-        A live issued token admits (with the OAuth beta); an expired or revoked one never
-        does. Otherwise the configured key must be presented; with no key configured, any
-        credential passes unless federation is configured, which then admits tokens only.
+        A live issued token needs the OAuth beta; an expired or revoked one is refused
+        whatever else would accept it; and with federation on, an emulator with no key
+        configured (whose default workspace takes any credential) admits issued tokens only.
+        Which workspace a live token reaches is `resolve`'s answer, via `token_resolvers`.
         """
         tokens = _bearer_tokens(scope)
         if any(self.resolve(token) is not None for token in tokens):
-            flags = _flags(scope)
-            if OAUTH_BETA not in flags:
+            if OAUTH_BETA not in _flags(scope):
                 return _unauthenticated(f"an OAuth access token needs anthropic-beta: {OAUTH_BETA}")
             return None
         if any(self.issued(token) for token in tokens):
             return _unauthenticated("the access token has expired or was revoked")
-        if api_key is not None:
-            keys = {v.strip() for v in header_values(scope, b"x-api-key")} | tokens
-            return None if api_key in keys else _unauthenticated("invalid x-api-key")
-        if self.enabled:
+        if self.enabled and open_default:
             return _unauthenticated("federation is on: send an access token from /v1/oauth/token")
         return None
 

@@ -11,8 +11,10 @@ import pytest
 from anthropic.lib.credentials import WorkloadIdentityCredentials, WorkloadIdentityError
 
 from cleaner.emulator import Emulator, EmulatorConfig, ManualClock, Population
+from cleaner.emulator.app import EmulatorApp
 from cleaner.emulator.command import _parser
 from cleaner.emulator.oauth import GRANT_TYPE, FederationRule
+from cleaner.emulator.workspaces import WorkspaceSpec
 from tests.emulator.conftest import FakeMonotonic
 
 IDENTITY_KEY = "eyJhbGciOiJSUzI1NiJ9.emulator-identity-token.sig"
@@ -239,3 +241,21 @@ def test_the_command_line_takes_federation_rules_and_a_token_lifetime() -> None:
     assert args.access_token_ttl == "1m"
     with pytest.raises(ValueError, match="RULE_ID:ORGANIZATION_ID"):
         FederationRule.from_cli(f"{RULE}:{ORG}")
+
+
+def test_an_issued_token_reaches_the_workspace_its_rule_names(
+    clock: ManualClock, monotonic: FakeMonotonic, server: tuple[EmulatorApp, str]
+) -> None:
+    """The token resolves, through the emulator's token resolvers, to the rule's workspace."""
+    ci = WorkspaceSpec("ci", keys=frozenset({API_KEY}))
+    emulator = Emulator(EmulatorConfig(workspaces=(ci,)), clock=clock, monotonic=monotonic)
+    emulator.oauth.add_rule(FederationRule(RULE, ORG, frozenset({IDENTITY_KEY}), "wrkspc_ci"))
+    emulator.seed(Population(count=2, status="ended", age_s=60, workspace="ci"))
+    emulator.seed(Population(count=5, status="ended", age_s=60))
+    app, url = server
+    app.emulator, emulator.base_url = emulator, url
+    with httpx.Client(base_url=url, timeout=10) as raw:
+        listed = _list(raw, _exchange(raw))
+    assert listed.status_code == 200
+    assert len(listed.json()["data"]) == 2
+    assert listed.headers["anthropic-workspace-id"] == "wrkspc_ci"

@@ -14,7 +14,7 @@ import stamina
 
 from cleaner.budget import RequestBudget
 from cleaner.client import BatchesClient
-from cleaner.emulator import Emulator, EmulatorConfig
+from cleaner.emulator import Emulator, EmulatorConfig, ManualClock, serve_in_thread
 from cleaner.emulator.app import EmulatorApp
 from cleaner.errors import BadRequestError, SpendCapError
 from tests.integration.conftest import FAST_RETRY
@@ -163,3 +163,18 @@ async def test_after_a_429_the_requests_queued_in_the_pacer_wait_out_the_retry_a
     first = min(t for t, status in answers if status == "429")
     in_window = [s for t, s in answers if first < t < first + 1.9 and s == "429"]
     assert len(in_window) <= 2, f"{len(in_window)} 429s in the pause after the first"
+
+
+async def test_the_emulators_ratelimit_headers_hold_each_request_until_the_reset() -> None:
+    """At 60 RPM with headers on, every answer says none left: the client waits, never a 429."""
+    clock = FakeClock()  # the budget's clock is the emulator's bucket clock too
+    config = EmulatorConfig(api_key=DETAILS_KEY, rate_limit_rpm=60, ratelimit_headers=True)
+    emulator = Emulator(config, clock=ManualClock(NOW), monotonic=clock)
+    batch_id = str(emulator.add_batch(status="ended")["id"])
+    with serve_in_thread(emulator) as url:
+        budget = RequestBudget(60_000, clock=clock, sleep=clock.sleep)
+        async with client_for(url, budget, now=emulator.now) as client:
+            for _ in range(3):
+                await client.retrieve(batch_id)
+    assert clock.slept == [pytest.approx(1.0)] * 2
+    assert emulator.request_counts[("retrieve", 429)] == 0
