@@ -151,9 +151,9 @@ class FederationAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        # Release the connection before exchanging: with every pooled connection held by
-        # a 401, the exchange could never get one.
-        await response.aclose()
+        # Read the (small) 401 body first: that releases its connection to the pool, which
+        # the exchange may need (with every connection held by a 401 it would never get one).
+        await response.aread()
         _authorize(request, await self._renewed(rejected=token))
         yield request
 
