@@ -77,10 +77,13 @@ class FederationError(ApiError):
     """Exchanging the identity token for an access token failed.
 
     A 4xx (rule mismatch, bad token) or an unreadable identity token will not heal by
-    retrying and ends the cycle; a 5xx, a 429 or a connection failure is retried.
+    retrying; a 5xx, a 429 or a connection failure is retried within the call. Either way
+    one that reaches the cycle is fatal: without a token every further call fails too.
     ``error`` is the token endpoint's error code (``invalid_grant``...). Neither the
     identity token nor an access token is ever part of the message.
     """
+
+    fatal = True
 
     def __init__(
         self,
@@ -98,7 +101,6 @@ class FederationError(ApiError):
         if retryable is None:  # no status: the endpoint was not reached
             retryable = status is None or status >= 500 or status in (408, 429)
         self.retryable = retryable
-        self.fatal = not retryable
 
 
 class ApiResponseError(ApiError):

@@ -207,7 +207,7 @@ class TokenIssuer:
         self._grants[token] = Grant(rule_id, rule.workspace_id, expires_at)
         grant: JsonObject = {
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": "Bearer",  # nosec B105  # the OAuth token type, not a secret
             "expires_in": int(self.ttl_s),
         }
         return 200, grant, rule_id

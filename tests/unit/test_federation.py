@@ -204,7 +204,7 @@ async def test_a_failed_renewal_keeps_the_valid_token_and_waits_before_trying_ag
 async def test_an_exchange_refused_is_typed_retryable_only_when_it_may_heal(
     status: int, retryable: bool
 ) -> None:
-    """4xx ends the cycle (fatal); 429 and 5xx are retried; the error never shows a token."""
+    """4xx is not retried, 429 and 5xx are; either ends the cycle; no token in the message."""
     endpoint = FakeTokenEndpoint()
     echo = f"assertion {IDENTITY_KEY} does not match"
     endpoint.queued = [(status, {"error": "invalid_grant", "error_description": echo})]
@@ -212,7 +212,7 @@ async def test_an_exchange_refused_is_typed_retryable_only_when_it_may_heal(
         await _send(_auth(endpoint, FakeClock()), 200)
     error = caught.value
     assert (error.status, error.error, error.request_id) == (status, "invalid_grant", "req_1")
-    assert (error.retryable, error.fatal) == (retryable, not retryable)
+    assert (error.retryable, error.fatal) == (retryable, True)
     assert IDENTITY_KEY not in str(error)
     assert "<identity token>" in str(error)
 
