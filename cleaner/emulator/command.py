@@ -32,6 +32,17 @@ FAULT_SPEC_HELP = (
     f"kinds: {', '.join(sorted(FAULT_KINDS))}"
 )
 
+EPILOG = """\
+The seed file's settings apply after the flags; --seed populations are added before the
+file's. Every answer names its workspace in anthropic-workspace-id.
+
+operator endpoints (no key, never rate limited or faulted):
+  GET /_emulator/health | state | batches[?workspace=] | batches.jsonl | deleted | clock
+  POST /_emulator/seed (a population, a list or a seed document)  POST /_emulator/clock
+  GET|DELETE /_emulator/journal | requests   GET|PATCH|PUT /_emulator/config
+  GET|POST /_emulator/workspaces   GET|POST|DELETE /_emulator/refuse-delete
+"""
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, seed, serve until signalled; 0 on a clean stop, 2 on bad input."""
@@ -109,6 +120,8 @@ def _workspaces(specs: list[str], limits: list[str]) -> tuple[WorkspaceSpec, ...
     spaces = {spec.name: spec for spec in map(WorkspaceSpec.from_cli, specs)}
     for limit in limits:
         name, sep, rpm = limit.partition("=")
+        if name == "default" and name not in spaces:
+            spaces[name] = WorkspaceSpec(name)
         if not sep or name not in spaces:
             raise ValueError(
                 f"--workspace-rate-limit-rpm {limit!r}: use NAME=RPM for a --workspace"
@@ -119,12 +132,20 @@ def _workspaces(specs: list[str], limits: list[str]) -> tuple[WorkspaceSpec, ...
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cleaner emulator", description="Serve a local Message Batches API emulator."
+        prog="cleaner emulator",
+        description="Serve a local Message Batches API emulator.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     add("--port", type=int, default=8787, help="port; 0 picks a free one (default 8787)")
-    add("--api-key", default=None, help="required key (default: $ANTHROPIC_API_KEY, else any)")
+    add(
+        "--api-key",
+        default=None,
+        help="the default workspace's key (default: $ANTHROPIC_API_KEY; with no key "
+        "anywhere, any key or none is accepted)",
+    )
     add(
         "--seed",
         action="append",
@@ -200,14 +221,15 @@ def _workspace_flags(add: Callable[..., object]) -> None:
         default=[],
         metavar="NAME[/ID]=KEY[,KEY...]",
         help="a workspace with its own keys and batches (id default wrkspc_NAME; repeatable). "
-        "Keys not listed reach the default workspace wrkspc_default only via --api-key",
+        "The default workspace wrkspc_default holds --api-key (and keys given as default=...); "
+        "with no key anywhere it takes any key",
     )
     add(
         "--workspace-rate-limit-rpm",
         action="append",
         default=[],
         metavar="NAME=RPM",
-        help="a workspace's own requests-per-minute limit (repeatable)",
+        help="a workspace's own requests-per-minute limit (repeatable; NAME may be default)",
     )
     add(
         "--workspace-mismatch",

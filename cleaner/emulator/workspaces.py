@@ -113,12 +113,22 @@ class Directory:
     """The organisation's workspaces by id, name and key; rebuilt whenever they change."""
 
     def __init__(self, default_key: str | None, specs: Iterable[WorkspaceSpec] = ()) -> None:
+        """A spec named `default` (id wrkspc_default) gives the default workspace more keys
+        and its own rate limit; `default_key` (EmulatorConfig.api_key) is always one of them."""
+        specs = list(specs)
+        given = [s for s in specs if DEFAULT_WORKSPACE in (s.name, s.id[len("wrkspc_") :])]
+        if len(given) > 1 or any(s.id != DEFAULT_WORKSPACE_ID for s in given):
+            raise ValueError(f"only one workspace may be {DEFAULT_WORKSPACE!r}, the default one")
         keys = frozenset() if default_key is None else frozenset({default_key})
-        self.default = WorkspaceSpec(DEFAULT_WORKSPACE, DEFAULT_WORKSPACE_ID, keys)
+        rpm = given[0].rate_limit_rpm if given else None
+        keys |= given[0].keys if given else frozenset()
+        self.default = WorkspaceSpec(DEFAULT_WORKSPACE, DEFAULT_WORKSPACE_ID, keys, rpm)
         self._all: dict[str, WorkspaceSpec] = {self.default.id: self.default}
         self._by_name = {self.default.name: self.default}
         self._by_key: dict[str, WorkspaceSpec] = dict.fromkeys(keys, self.default)
         for spec in specs:
+            if spec in given:
+                continue
             if spec.id in self._all or spec.name in self._by_name:
                 raise ValueError(f"workspace {spec.name!r} ({spec.id}) is defined twice")
             self._all[spec.id] = spec
