@@ -8,7 +8,10 @@ tokens instead of one.
 
 * A 429 while pacing is a congestion signal. The share drops to what the API accepted
   over the last ``window_s`` (a little under it), or halves, whichever is lower; every
-  caller pauses until the ``retry-after`` has passed. 429s closer together than
+  caller pauses until the ``retry-after`` has passed, including those already queued in
+  the bucket: a request that got its token during a pause waits the pause out and queues
+  again at the new rate, so a 429 is not followed by the queue leaking out into the same
+  exhausted window (nor by a burst of the whole queue when it ends). 429s closer together than
   ``cooldown_s`` are one signal, so a volley from concurrent requests cuts once.
 * Every ``recover_every_s`` without a 429 the share climbs back by ``recover_step``,
   so a mis-set budget costs a few 429s, not a storm, and a passing squeeze is forgotten.
@@ -21,8 +24,15 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiolimiter import AsyncLimiter
+
+
+class Limiter(Protocol):
+    """The pacing bucket: aiolimiter's, or a fake in tests."""
+
+    async def acquire(self, amount: float = 1) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +59,7 @@ class RequestBudget:
         tuning: BudgetTuning | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limiter: Limiter | None = None,
     ) -> None:
         self.tuning = tuning or BudgetTuning()
         self.configured_per_s = requests_per_minute / 60.0
@@ -56,7 +67,9 @@ class RequestBudget:
         self._sleep = sleep
         self._share = 1.0  # the fraction of the configured rate in force now
         self._capacity = max(1.0, self.configured_per_s * self.tuning.burst_s)
-        self._limiter = AsyncLimiter(self._capacity, self._capacity / self.configured_per_s)
+        self._limiter: Limiter = limiter or AsyncLimiter(
+            self._capacity, self._capacity / self.configured_per_s
+        )
         self._accepted: deque[float] = deque()
         self._paused_until = 0.0
         self._last_cut = float("-inf")
@@ -74,15 +87,20 @@ class RequestBudget:
         return self.configured_per_s * self._share * 60.0
 
     async def acquire(self) -> None:
-        """Wait until one more request fits the budget."""
-        while (wait := self._paused_until - self._clock()) > 0:
-            await self._sleep(wait)
-        self._recover()
-        charge = 1.0 / self._share
-        while charge > 0:  # a charge above the bucket's size is paid in instalments
-            part = min(charge, self._capacity)
-            await self._limiter.acquire(part)
-            charge -= part
+        """Wait until one more request fits the budget, and no pause is in force."""
+        while True:
+            while (wait := self._paused_until - self._clock()) > 0:
+                await self._sleep(wait)
+            self._recover()
+            charge = 1.0 / self._share
+            while charge > 0:  # a charge above the bucket's size is paid in instalments
+                part = min(charge, self._capacity)
+                await self._limiter.acquire(part)
+                charge -= part
+            if self._paused_until <= self._clock():
+                return
+            # A 429 came while this request queued in the bucket: its token was paid at
+            # the old rate into a window the API says is spent. Wait, then pay again.
 
     def accepted(self) -> None:
         """Record a request the API served (any status but 429)."""

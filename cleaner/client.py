@@ -10,11 +10,13 @@ retry loop around all of it, which honours ``retry-after``, ``retry-after-ms`` a
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -112,8 +114,11 @@ class BatchesClient:
         retry: RetryPolicy | None = None,
         on_response: Callable[[str, str], None] | None = None,
         max_pages: int = MAX_PAGES,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._http = http
+        # Wall-clock "now", for retry-after dates and ratelimit reset times.
+        self._now = now or functools.partial(datetime.now, UTC)
         self._max_pages = max_pages
         self._budget = budget
         self._gate = asyncio.Semaphore(concurrency)
@@ -281,17 +286,10 @@ class BatchesClient:
         return _Answer(response.status_code, b"".join(chunks), response.headers)
 
     def _status_error(self, method: str, path: str, answer: _Answer) -> ApiError:
-        error_type, message, request_id = "", f"HTTP {answer.status}", None
-        try:
-            body = orjson.loads(answer.body)
-            error = body.get("error", {}) if isinstance(body, dict) else {}
-            error_type = str(error.get("type", "")) if isinstance(error, dict) else ""
-            message = str(error.get("message", message)) if isinstance(error, dict) else message
-            request_id = body.get("request_id") if isinstance(body, dict) else None
-        except orjson.JSONDecodeError:
-            pass  # an error without the envelope (e.g. from a proxy) keeps its status
+        error_type, message, request_id, error_code = _error_envelope(answer.body)
+        message = message or f"HTTP {answer.status}"
         request_id = answer.headers.get("request-id") or request_id
-        retry_after = _retry_after_s(answer.headers)
+        retry_after = _retry_after_s(answer.headers, now=self._now())
         if answer.status == 429:
             self.stats.rate_limited += 1
             if retry_after is not None and retry_after > self._retry.total_s:
@@ -302,7 +300,8 @@ class BatchesClient:
                     f"longer than the {self._retry.total_s:g}s a call may take",
                     retry_after_s=retry_after,
                     error_type=error_type,
-                    request_id=str(request_id) if request_id else None,
+                    request_id=request_id,
+                    error_code=error_code,
                 )
             if retry_after is not None:
                 self._budget.rate_limited(retry_after)
@@ -311,13 +310,14 @@ class BatchesClient:
             answer.status,
             f"{method} {path}: {message}",
             error_type=error_type,
-            request_id=str(request_id) if request_id else None,
+            request_id=request_id,
             should_retry={"true": True, "false": False}.get(should),
             retry_after_s=retry_after,
+            error_code=error_code,
         )
 
     def _note_rate_headers(self, headers: httpx.Headers) -> None:
-        """Use ``anthropic-ratelimit-requests-*`` when the API sends them."""
+        """Use ``anthropic-ratelimit-requests-*`` when the API sends them: none left, pause."""
         remaining = headers.get("anthropic-ratelimit-requests-remaining")
         reset = headers.get("anthropic-ratelimit-requests-reset")
         if remaining is None or reset is None:
@@ -325,10 +325,13 @@ class BatchesClient:
         try:
             if int(remaining) > 0:
                 return
-            reset_at = datetime.fromisoformat(reset)
+            reset_at = datetime.fromisoformat(reset.strip().replace("Z", "+00:00"))
         except ValueError:
             return
-        self._budget.pause_until_reset((reset_at - datetime.now(UTC)).total_seconds())
+        if reset_at.tzinfo is None:
+            reset_at = reset_at.replace(tzinfo=UTC)
+        wait_s = (reset_at - self._now()).total_seconds()
+        self._budget.pause_until_reset(min(wait_s, _MAX_WAIT_S))
 
     def _count(self, endpoint: str, status: str) -> None:
         self.stats.responses[(endpoint, status)] += 1
@@ -386,8 +389,13 @@ class CursorNotFoundError(NotFoundError):
     """A listing cursor answered 404: its batch is gone and the API forgot its place."""
 
 
-def _retry_after_s(headers: httpx.Headers) -> float | None:
-    """``retry-after-ms`` wins over ``retry-after`` (seconds), like the SDKs read them."""
+def _retry_after_s(headers: Mapping[str, str], *, now: datetime) -> float | None:
+    """How long the server asks to wait, or None when it does not say.
+
+    ``retry-after-ms`` wins over ``retry-after``, like the SDKs read them; ``retry-after`` is
+    seconds or an HTTP date (RFC 9110: IMF-fixdate, or the obsolete RFC 850 and asctime
+    forms), a date being read against ``now``. A date already past means "now" (0 s).
+    """
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         raw = headers.get(name)
         if raw is None:
@@ -395,10 +403,49 @@ def _retry_after_s(headers: httpx.Headers) -> float | None:
         try:
             value = float(raw) * scale
         except ValueError:
-            continue
+            value = _seconds_until(raw, now) if scale == 1.0 else math.nan
         if math.isfinite(value) and value >= 0:
-            return min(value, 600.0)  # an absurd wait is a bug upstream; cap it
+            return min(value, _MAX_WAIT_S)  # an absurd wait is a bug upstream; cap it
     return None
+
+
+_MAX_WAIT_S = 600.0
+
+
+def _seconds_until(http_date: str, now: datetime) -> float:
+    """Seconds from ``now`` until an HTTP date (NaN when it is not one)."""
+    try:
+        moment = parsedate_to_datetime(http_date.strip())
+    except (ValueError, TypeError, IndexError):
+        return math.nan
+    if moment.tzinfo is None:  # asctime carries no zone; HTTP dates are always GMT
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def _error_envelope(body: bytes) -> tuple[str, str, str | None, str | None]:
+    """(error.type, error.message, request_id, error.details.error_code) from an error body.
+
+    Anything missing or of the wrong type reads as empty: an error without the envelope
+    (e.g. from a proxy) keeps only its status.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "", "", None, None
+    if not isinstance(data, dict):
+        return "", "", None, None
+    error = data.get("error")
+    error = error if isinstance(error, dict) else {}
+    details = error.get("details")
+    code = details.get("error_code") if isinstance(details, dict) else None
+    request_id = data.get("request_id")
+    return (
+        str(error.get("type") or ""),
+        str(error.get("message") or ""),
+        request_id if isinstance(request_id, str) and request_id else None,
+        code if isinstance(code, str) and code else None,
+    )
 
 
 def _parse_page(data: Any) -> Page:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from cleaner.emulator import admin
+from cleaner.emulator import admin, oauth
 from cleaner.emulator.asgi import (
     BodyTooLarge,
     Header,
@@ -78,6 +78,9 @@ class EmulatorApp:
         path = str(scope.get("path", ""))
         if path.startswith("/_emulator"):
             await admin.handle(self.emulator, scope, receive, send)
+            return
+        if path == oauth.TOKEN_PATH:
+            await oauth.handle(self.emulator.oauth, scope, receive, send)
             return
         await self._api(scope, receive, send, path)
 
@@ -150,6 +153,11 @@ class _Request:
     def _check_headers(self) -> ApiError | None:
         """The credentials, the anthropic-version header, the path's batch id and the
         anthropic-workspace-id header, in that order."""
+        emulator = self.app.emulator
+        open_default = emulator.resolve(Presented()) is not None  # no key configured anywhere
+        refused = emulator.oauth.authenticate(self.scope, open_default=open_default)
+        if refused is not None:
+            return refused
         if self.workspace is None:
             return ApiError(401, "authentication_error", "invalid x-api-key")
         versions = header_values(self.scope, b"anthropic-version")

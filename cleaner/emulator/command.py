@@ -20,6 +20,7 @@ from cleaner.emulator.clock import OffsetClock
 from cleaner.emulator.config import EmulatorConfig
 from cleaner.emulator.emulator import Emulator
 from cleaner.emulator.faults import FAULT_KINDS, FaultRule
+from cleaner.emulator.oauth import FederationRule
 from cleaner.emulator.seedfile import SeedDocument, load_seed
 from cleaner.emulator.seeding import Population, parse_duration
 from cleaner.emulator.server import serve_forever
@@ -30,6 +31,17 @@ FAULT_SPEC_HELP = (
     "KIND[:ENDPOINTS[:PROBABILITY[:TIMES[:SECONDS]]]], ENDPOINTS comma-separated or 'all'; "
     f"kinds: {', '.join(sorted(FAULT_KINDS))}"
 )
+
+EPILOG = """\
+The seed file's settings apply after the flags; --seed populations are added before the
+file's. Every answer names its workspace in anthropic-workspace-id.
+
+operator endpoints (no key, never rate limited or faulted):
+  GET /_emulator/health | state | batches[?workspace=] | batches.jsonl | deleted | clock
+  POST /_emulator/seed (a population, a list or a seed document)  POST /_emulator/clock
+  GET|DELETE /_emulator/journal | requests   GET|PATCH|PUT /_emulator/config
+  GET|POST /_emulator/workspaces   GET|POST|DELETE /_emulator/refuse-delete
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         # The file's workspaces and switches first, so --seed ...@WORKSPACE can name them.
         emulator.apply_seed(dataclasses.replace(document, populations=()))
         emulator.seed(*populations, *document.populations)
+        for rule in [FederationRule.from_cli(spec) for spec in args.federation_rule]:
+            emulator.oauth.add_rule(rule)
+        emulator.oauth.ttl_s = parse_duration(args.access_token_ttl)
     except (ValueError, OSError) as exc:
         print(f"cleaner emulator: {exc}", file=sys.stderr)
         return 2
@@ -117,12 +132,20 @@ def _workspaces(specs: list[str], limits: list[str]) -> tuple[WorkspaceSpec, ...
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cleaner emulator", description="Serve a local Message Batches API emulator."
+        prog="cleaner emulator",
+        description="Serve a local Message Batches API emulator.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     add("--port", type=int, default=8787, help="port; 0 picks a free one (default 8787)")
-    add("--api-key", default=None, help="required key (default: $ANTHROPIC_API_KEY, else any)")
+    add(
+        "--api-key",
+        default=None,
+        help="the default workspace's key (default: $ANTHROPIC_API_KEY; with no key "
+        "anywhere, any key or none is accepted)",
+    )
     add(
         "--seed",
         action="append",
@@ -178,6 +201,16 @@ def _parser() -> argparse.ArgumentParser:
     add("--create-on-list", type=int, default=0, help="create N batches on every list request")
     add("--random-seed", type=int, default=0, help="seed for ids and fault draws (replayable)")
     _workspace_flags(add)
+    add(
+        "--federation-rule",
+        action="append",
+        default=[],
+        metavar="RULE_ID:ORGANIZATION_ID:WORKSPACE:TOKEN[,TOKEN...]",
+        help="accept these identity tokens at /v1/oauth/token for the rule, issuing access "
+        "tokens for WORKSPACE (name or id; empty: default). With any rule, a request needs "
+        "an issued token or a configured key (repeatable)",
+    )
+    add("--access-token-ttl", default="10m", help="lifetime of issued access tokens (10m)")
     return parser
 
 

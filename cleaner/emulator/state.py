@@ -24,6 +24,7 @@ from cleaner.emulator.clock import Clock, system_clock, to_us
 from cleaner.emulator.config import EmulatorConfig
 from cleaner.emulator.faults import FaultPlan
 from cleaner.emulator.journal import JournalEntry
+from cleaner.emulator.oauth import TokenIssuer
 from cleaner.emulator.ratelimit import Admission, Header, RateLimits
 from cleaner.emulator.seedfile import SeedDocument
 from cleaner.emulator.seeding import Population, Timing, build_records
@@ -59,6 +60,8 @@ class EmulatorState:
         self._apply_limits()
         #: Extra ways a bearer token resolves to a workspace id (e.g. issued OAuth tokens).
         self.token_resolvers: list[TokenResolver] = []
+        self.oauth = TokenIssuer(clock=self._now)  # /v1/oauth/token and the tokens it issued
+        self.token_resolvers.append(self.oauth.resolve)
         self.journal: list[JournalEntry] = []
         self.request_counts: Counter[tuple[str, int]] = Counter()
         self.base_url = ""  # set by the server: makes results_url absolute
