@@ -29,7 +29,6 @@ from cleaner.emulator.asgi import (
     header_values,
     read_body,
     respond,
-    respond_stream,
     send_partial_then_abort,
 )
 from cleaner.emulator.emulator import Emulator
@@ -40,6 +39,7 @@ from cleaner.emulator.faults import (
     fault_headers,
     retry_after_headers,
 )
+from cleaner.emulator.results import BODY_FAULTS, cut_midway, stream_body
 from cleaner.emulator.validation import parse_create, parse_list_query, valid_batch_id
 from cleaner.emulator.wire import ApiError, JsonObject, error_json, invalid, request_id
 
@@ -126,9 +126,12 @@ class _Request:
     route: Route
     req_id: str
     chunks: Iterator[bytes] | None = None
+    receive: Receive | None = None  # the results stream watches it for a disconnect
+    body_fault: tuple[str, FaultRule] | None = None  # a results body fault (results.py)
 
     async def serve(self, body: bytes, receive: Receive) -> None:
         emulator = self.app.emulator
+        self.receive = receive
         if self.route.error is not None and self.route.endpoint == "other":
             await self.fail(self.route.error)
             return
@@ -206,7 +209,9 @@ class _Request:
             self._record(0, self.route.batch_id, kind, changed=False)
             await self._hang(receive, DEFAULT_HANG_S if rule.seconds is None else rule.seconds)
             return True
-        return False  # drop_after: act first, then drop (in serve)
+        if kind in BODY_FAULTS:
+            self.body_fault = (kind, rule)
+        return False  # drop_after: act first, then drop (in serve); body faults: in _answer
 
     async def _hang(self, receive: Receive, seconds: float) -> None:
         """Say nothing until the client gives up, `seconds` pass, or the server stops."""
@@ -242,17 +247,22 @@ class _Request:
         if endpoint == "delete":
             return 200, emulator.delete(batch_id), True
         self.chunks = emulator.results(batch_id)
+        if self.body_fault is not None and self.body_fault[0] == "cut_body":
+            self.chunks = cut_midway(self.chunks, emulator.results_total(batch_id))
         return 200, None, False  # results: streamed by _answer
 
     async def _answer(self, status: int, payload: JsonObject | None, changed: bool) -> None:
         if payload is None:
-            self._record(status, self.route.batch_id, None, changed)
-            await respond_stream(
+            fault, rule = self.body_fault or (None, None)
+            self._record(status, self.route.batch_id, fault, changed)
+            await stream_body(
                 self.send,
-                status,
-                self.chunks or (),
-                content_type=b"application/x-jsonl",
+                self.receive,
+                self.chunks or iter(()),
                 headers=self._headers(),
+                fault=fault,
+                fault_seconds=None if rule is None else rule.seconds,
+                stopping=self.app.stopping,
             )
             return
         self._record(status, _batch_id_of(payload, self.route), None, changed)

@@ -31,6 +31,7 @@ class EmulatorConfig:
     faults: tuple[FaultRule, ...] = ()
     create_on_list: int = 0
     seed: int = 0
+    results_line_bytes: int = 0  # > 0: pad every results line to this size (results.py)
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -46,6 +47,8 @@ class EmulatorConfig:
             raise ValueError("rate_limit_rpm must be > 0 (or None for no limit)")
         if self.create_on_list < 0:
             raise ValueError("create_on_list must be >= 0")
+        if self.results_line_bytes < 0:
+            raise ValueError("results_line_bytes must be >= 0")
         if not all(isinstance(rule, FaultRule) for rule in self.faults):
             raise ValueError("faults must be FaultRule objects")
 
@@ -60,7 +63,13 @@ class EmulatorConfig:
 
 
 _NUMBERS = ("processing_time_s", "cancel_settle_s", "latency_s")
-_INTEGERS = ("delete_running_status", "cancel_canceling_status", "create_on_list", "seed")
+_INTEGERS = (
+    "delete_running_status",
+    "cancel_canceling_status",
+    "create_on_list",
+    "seed",
+    "results_line_bytes",
+)
 
 
 def _check_types(config: EmulatorConfig) -> None:

@@ -25,6 +25,7 @@ from typing import Literal
 from cleaner.emulator.clock import Clock, system_clock, to_us
 from cleaner.emulator.config import EmulatorConfig
 from cleaner.emulator.faults import FaultPlan, Firing, TokenBucket
+from cleaner.emulator.results import result_chunks
 from cleaner.emulator.seeding import Population, Timing, build_records
 from cleaner.emulator.store import (
     ARCHIVE_US,
@@ -42,7 +43,6 @@ from cleaner.emulator.wire import (
     invalid,
     not_found,
     page_json,
-    result_lines,
     state_error,
 )
 
@@ -316,7 +316,13 @@ class Emulator:
                 raise ApiError(
                     404, "not_found_error", f"results of {batch_id!r} are archived and gone"
                 )
-        return result_lines(record, now_us)
+        return result_chunks(record, now_us, line_bytes=self.config.results_line_bytes)
+
+    def results_total(self, batch_id: str) -> int:
+        """How many lines the results file of `batch_id` has (its final request count)."""
+        with self._lock:
+            record = self._live(batch_id)
+            return record.request_count
 
     # ----- helpers -----
 
