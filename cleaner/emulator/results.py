@@ -141,7 +141,7 @@ async def stream_body(
                 return
             await send({"type": "http.response.body", "body": piece, "more_body": True})
             # Yield to the loop after every piece: a disconnected send returns at once.
-            await asyncio.sleep(pause_s)
+            await _pause(pause_s, gone, stopping)
         if fault == "cut_body":
             await abort_connection(send, reset=False)
             return
@@ -150,6 +150,19 @@ async def stream_body(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+
+
+async def _pause(seconds: float, gone: asyncio.Event, stopping: threading.Event) -> None:
+    """Sleep, but wake for a disconnect at once and for a server stop within 0.1 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        left = deadline - loop.time()
+        if left <= 0 or gone.is_set() or stopping.is_set():
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gone.wait(), timeout=min(left, 0.1))
 
 
 def _trickled(chunks: Iterator[bytes]) -> Iterator[bytes]:
