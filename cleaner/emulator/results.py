@@ -101,7 +101,7 @@ def cut_midway(chunks: Iterator[bytes], total_lines: int) -> Iterator[bytes]:
             if end < 0:
                 break
             start, keep = end + 1, keep - 1
-        if keep > 0:
+        if keep > 0 or start == len(chunk):  # the next line starts in a later chunk
             yield chunk
             continue
         rest = chunk.find(b"\n", start)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import anthropic
 import httpx
 import orjson
@@ -98,13 +100,11 @@ def test_a_cut_body_drops_the_connection_after_half_the_lines(
     batch_id = _ended(emulator, 2500)
     emulator.configure(faults=[FaultRule("cut_body", endpoints=frozenset({"results"}))])
     received = bytearray()
-    with (
-        pytest.raises(httpx.RemoteProtocolError),
-        http.stream("GET", f"{BATCHES}/{batch_id}/results") as response,
-    ):
+    with http.stream("GET", f"{BATCHES}/{batch_id}/results") as response:
         assert response.status_code == 200
-        for chunk in response.iter_bytes():
-            received += chunk
+        with pytest.raises(httpx.RemoteProtocolError):  # noqa: PT012  # fails mid-iteration
+            for chunk in response.iter_bytes():
+                received += chunk
     assert received.count(b"\n") == 1250
     assert not received.endswith(b"\n")
     assert emulator.request_counts[("results", 200)] == 1
@@ -156,7 +156,7 @@ def test_cut_midway_keeps_half_the_lines_and_part_of_the_next(
     """For any file and any chunking: a strict prefix, half the lines, never on a boundary."""
     body = b"".join(lines)
     points = sorted({min(c, len(body)) for c in cuts} | {0, len(body)})
-    chunks = [body[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    chunks = [body[a:b] for a, b in itertools.pairwise(points) if b > a]
     cut = b"".join(cut_midway(iter(chunks), len(lines)))
     assert body.startswith(cut)
     assert len(cut) < len(body)
