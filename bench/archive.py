@@ -56,7 +56,7 @@ def batch_json(batch: Batch) -> dict[str, Any]:
     """
     return {
         "id": batch.id,
-        "processing_status": batch.processing_status.value,
+        "processing_status": str(batch.processing_status),  # a StrEnum or unknown text
         "request_counts": batch.request_counts.as_dict(),
         "results_url": f"/v1/messages/batches/{batch.id}/results",
         "archived_at": None,

@@ -139,38 +139,26 @@ def check_host_resolves(base_url: str, *, timeout_s: float = DNS_CHECK_S) -> Non
 
 
 async def _run(settings: Settings, *, once: bool) -> int:
-    """Wire the daemon: client, metrics, the health server when a port is set, then run."""
-    from prometheus_client import CollectorRegistry
-
-    from cleaner.daemon import Daemon, open_client
+    """Build everything through the composition root, serve health when a port is set, run."""
+    from cleaner.bootstrap import assemble
     from cleaner.health import DEFAULT_HOST, serve_health, stall_after_s
-    from cleaner.metrics import Metrics
 
-    metrics = Metrics(CollectorRegistry())
-    metrics.set_dry_run(settings.dry_run)
     port = settings.health_port(once=once)
-    async with open_client(settings, on_response=metrics.on_response) as client:
-        metrics.watch_budget(lambda: client.budget.per_minute)
-        daemon = Daemon(
-            settings,
-            client,
-            observers=(metrics.observe_report,),
-            on_progress=metrics.on_progress,
-        )
-        async with AsyncExitStack() as stack:
-            if port is not None:
-                await stack.enter_async_context(
-                    serve_health(
-                        daemon.state,
-                        metrics,
-                        host=DEFAULT_HOST,
-                        port=port,
-                        stall_after_s=stall_after_s(settings),
-                        schedule=None if once else settings.schedule,
-                    )
+    async with assemble(settings) as app, AsyncExitStack() as stack:
+        if port is not None:
+            await stack.enter_async_context(
+                serve_health(
+                    app.daemon.state,
+                    app.metrics,
+                    host=DEFAULT_HOST,
+                    port=port,
+                    stall_after_s=stall_after_s(settings.requests_per_minute),
+                    schedule=None if once else app.schedule,
                 )
-            if once:
-                report = await daemon.run_once()
-                return EXIT_OK if report.ok else EXIT_FAILED
-            await daemon.run_forever()
-            return EXIT_OK
+            )
+        if once:
+            app.metrics.set_schedule(0.0)
+            report = await app.daemon.run_once()
+            return EXIT_OK if report.ok else EXIT_FAILED
+        await app.daemon.run_forever()
+        return EXIT_OK

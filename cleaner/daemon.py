@@ -1,9 +1,8 @@
-"""The daemon: wires settings into a client and runs cycles on a schedule until told to stop.
+"""The daemon: runs cycles on a schedule until told to stop. It is given values, not settings.
 
-Everything is built here, in one place (see :func:`open_client`). APScheduler
-only decides *when*: its job sets a "due" flag, and a single runner task runs cycles one
-after another. So a cycle longer than the interval delays the next one instead of
-overlapping it, ticks missed meanwhile coalesce into one run, and shutting the scheduler
+APScheduler only decides *when*: its job sets a "due" flag, and a single runner task runs
+cycles one after another. So a cycle longer than the interval delays the next one instead
+of overlapping it, ticks missed meanwhile coalesce into one run, and shutting the scheduler
 down never cancels a cycle halfway.
 
 Shutdown (SIGTERM or SIGINT): stop starting new work, let requests in flight finish,
@@ -14,74 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
-from cleaner.budget import RequestBudget
-from cleaner.client import BatchesClient, RetryPolicy
-from cleaner.cycle import CycleOptions, run_cycle
+from cleaner.clock import SYSTEM, Clock
 from cleaner.logs import Logger, get_logger
-from cleaner.models import CycleReport, Progress
-from cleaner.settings import Settings, parse_schedule
+from cleaner.models import CycleReport
+from cleaner.schedule import Schedule
 
 #: How long a stopping daemon lets the running cycle finish before cancelling it.
 GRACE_S = 8.0
 
+#: One cycle, given the stop event; bootstrap builds it from the settings.
+CycleJob = Callable[[asyncio.Event], Awaitable[CycleReport]]
 Observer = Callable[[CycleReport], None]
 
 
 @dataclass(slots=True)
 class DaemonState:
-    """What the health endpoints read: is it alive, is it ready, how did it last go."""
+    """What the health endpoints read: is it alive, how did it last go."""
 
-    started_at: float = field(default_factory=time.monotonic)
+    started_at: float
     last_tick: float | None = None  # when the scheduler last fired (monotonic)
     cycle_started: float | None = None  # set while a cycle runs
     last_report: CycleReport | None = None
     last_success_at: datetime | None = None
-    api_answered: bool = False
     cycles: int = 0
-
-
-def cycle_options(settings: Settings) -> CycleOptions:
-    return CycleOptions(
-        dry_run=settings.dry_run,
-        max_actions=settings.max_deletions_per_run,
-        wait_timeout_s=settings.wait_timeout.total_seconds(),
-        workers=settings.concurrency,
-    )
-
-
-@asynccontextmanager
-async def open_client(
-    settings: Settings, *, on_response: Callable[[str, str], None] | None = None
-) -> AsyncIterator[BatchesClient]:
-    """The production client for these settings, closed on exit."""
-    timeout_s = settings.request_timeout.total_seconds()
-    http = BatchesClient.http_client(
-        base_url=settings.base_url,
-        api_key=settings.api_key.get_secret_value(),
-        request_timeout_s=timeout_s,
-        concurrency=settings.concurrency,
-    )
-    async with http:
-        yield BatchesClient(
-            http,
-            budget=RequestBudget(settings.requests_per_minute),
-            concurrency=settings.concurrency,
-            request_timeout_s=timeout_s,
-            retry=RetryPolicy(attempts=settings.max_attempts),
-            on_response=on_response,
-        )
 
 
 class Daemon:
@@ -89,23 +51,25 @@ class Daemon:
 
     def __init__(
         self,
-        settings: Settings,
-        client: BatchesClient,
+        cycle: CycleJob,
         *,
+        schedule: Schedule | None = None,
+        dry_run: bool = False,
+        clock: Clock = SYSTEM,
         log: Logger | None = None,
         observers: tuple[Observer, ...] = (),
-        on_progress: Callable[[Progress], None] | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         grace_s: float = GRACE_S,
+        announce: dict[str, object] | None = None,
     ) -> None:
-        self.settings = settings
-        self.client = client
+        self.cycle = cycle
+        self.schedule = schedule
+        self.dry_run = dry_run
+        self.clock = clock
         self.log = log or get_logger()
         self.observers = observers
-        self.on_progress = on_progress
-        self.now = now
         self.grace_s = grace_s
-        self.state = DaemonState()
+        self.announce = announce or {}
+        self.state = DaemonState(started_at=clock.monotonic())
         self.stopping = asyncio.Event()
         self._due = asyncio.Event()
 
@@ -118,21 +82,13 @@ class Daemon:
 
     async def run_cycle(self) -> CycleReport:
         """One cycle with bookkeeping; a bug in a cycle is logged, never raised."""
-        self.state.cycle_started = time.monotonic()
-        started = self.now()
+        self.state.cycle_started = self.clock.monotonic()
+        started = self.clock.wall()
         try:
-            report = await run_cycle(
-                self.client,
-                self.settings.policy(),
-                cycle_options(self.settings),
-                log=self.log,
-                now=self.now,
-                stop=self.stopping,
-                on_progress=self.on_progress,
-            )
+            report = await self.cycle(self.stopping)
         except Exception as exc:  # a bug, not an API error: keep the daemon alive
             self.log.exception("cycle_crashed", error=f"{type(exc).__name__}: {exc}")
-            report = _crashed_report(started, exc, dry_run=self.settings.dry_run)
+            report = _crashed_report(started, exc, dry_run=self.dry_run)
         finally:
             self.state.cycle_started = None
         self._record(report)
@@ -141,14 +97,8 @@ class Daemon:
     def _record(self, report: CycleReport) -> None:
         self.state.cycles += 1
         self.state.last_report = report
-        # Any HTTP answer but 401/403 shows the API is reachable with a usable key.
-        if any(
-            status.isdigit() and status not in {"401", "403"}
-            for _, status in self.client.stats.responses
-        ):
-            self.state.api_answered = True
         if report.ok:
-            self.state.last_success_at = self.now()
+            self.state.last_success_at = self.clock.wall()
         for observe in self.observers:
             try:
                 observe(report)
@@ -161,22 +111,21 @@ class Daemon:
 
     async def run_forever(self) -> None:
         """Cycles on the schedule, the first one at start, until a stop is requested."""
+        if self.schedule is None:
+            raise ValueError("run_forever needs a schedule")
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             self._tick,
-            trigger=_trigger(self.settings.schedule),
+            trigger=self.schedule.trigger(),
             id="cycle",
-            next_run_time=datetime.now(UTC),  # first run at start
+            next_run_time=self.clock.wall(),  # first run at start
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,  # a late tick still counts; coalescing keeps it single
         )
         scheduler.start()
         self.log.info(
-            "daemon_started",
-            schedule=self.settings.schedule,
-            dry_run=self.settings.dry_run,
-            retention_s=self.settings.retention.total_seconds(),
+            "daemon_started", schedule=self.schedule.text, dry_run=self.dry_run, **self.announce
         )
         try:
             with _signals(self.request_stop):
@@ -193,7 +142,7 @@ class Daemon:
             self.log.info("daemon_stopped", cycles=self.state.cycles)
 
     def _tick(self) -> None:
-        self.state.last_tick = time.monotonic()
+        self.state.last_tick = self.clock.monotonic()
         self._due.set()
 
     async def _shielded(self, cycle: Coroutine[Any, Any, CycleReport]) -> CycleReport:
@@ -209,35 +158,15 @@ class Daemon:
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
-                    return _crashed_report(self.now(), None, dry_run=self.settings.dry_run)
+                    return _crashed_report(self.clock.wall(), None, dry_run=self.dry_run)
             return task.result()
         finally:
             stop.cancel()
 
 
-def _trigger(schedule: str) -> IntervalTrigger | CronTrigger:
-    parsed = parse_schedule(schedule)
-    if isinstance(parsed, timedelta):
-        return IntervalTrigger(seconds=parsed.total_seconds(), timezone=UTC)
-    return CronTrigger.from_crontab(parsed, timezone=UTC)
-
-
 def _crashed_report(started: datetime, exc: BaseException | None, *, dry_run: bool) -> CycleReport:
-    return CycleReport(
-        started_at=started,
-        duration_s=0.0,
-        dry_run=dry_run,
-        seen={},
-        kept={},
-        planned={},
-        outcomes=Counter(),
-        deferred=0,
-        cancels_sent=0,
-        requests=0,
-        retries=0,
-        rate_limited=0,
-        error="cancelled at shutdown grace" if exc is None else f"{type(exc).__name__}: {exc}",
-    )
+    error = "cancelled at shutdown grace" if exc is None else f"{type(exc).__name__}: {exc}"
+    return CycleReport.refused(started_at=started, dry_run=dry_run, error=error)
 
 
 class _signals:

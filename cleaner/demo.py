@@ -11,7 +11,7 @@ import asyncio
 import sys
 from typing import TextIO
 
-from cleaner.daemon import Daemon, open_client
+from cleaner.bootstrap import assemble
 from cleaner.emulator import Emulator, EmulatorConfig, Population, serve_in_thread
 from cleaner.logs import configure_logging
 from cleaner.models import CycleReport, Outcome
@@ -55,7 +55,7 @@ def run_demo(out: TextIO | None = None) -> int:
             {
                 "ANTHROPIC_API_KEY": DEMO_KEY,
                 "ANTHROPIC_BASE_URL": base_url,
-                "CLEANER_RETENTION": "30d",
+                "CLEANER_RETENTION": "7d",
                 "CLEANER_PROCESSING_RETENTION": "2h",
                 "CLEANER_PROTECTED_IDS": ",".join(protected),
                 "CLEANER_REQUESTS_PER_MINUTE": 30_000,
@@ -71,12 +71,11 @@ def run_demo(out: TextIO | None = None) -> int:
 
 async def _cycles(settings: Settings) -> list[CycleReport]:
     reports = []
-    async with open_client(settings) as client:
-        dry = Daemon(settings.model_copy(update={"dry_run": True}), client)
-        reports.append(await dry.run_cycle())
-        real = Daemon(settings, client)
-        reports.append(await real.run_cycle())
-        reports.append(await real.run_cycle())
+    async with assemble(settings.model_copy(update={"dry_run": True})) as dry:
+        reports.append(await dry.daemon.run_cycle())
+    async with assemble(settings) as real:
+        reports.append(await real.daemon.run_cycle())
+        reports.append(await real.daemon.run_cycle())
     return reports
 
 
@@ -96,7 +95,8 @@ def _summary(out: TextIO, before: int, after: int, reports: list[CycleReport]) -
         f"cycle 3: nothing due ({sum(last.planned.values())} planned)",
         "Every deletion above is one JSON line with event=batch_deleted and the API's "
         "confirmation.",
-        "Retention used: 30 days for ended batches, 2 hours for running ones.",
+        "Retention used: 7 days for ended batches (the provider keeps results 29 days, so "
+        "this removes them three weeks early), 2 hours for running ones.",
     ]
     out.write("\n".join(lines) + "\n")
     out.flush()

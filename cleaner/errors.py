@@ -5,6 +5,7 @@ Library errors (httpx, pydantic) are translated where they enter, and chained wi
 
     CleanerError
     ├── ConfigError                  bad environment; exit 2 before any request
+    ├── BlastRadiusError             a plan too large to trust: the cycle acts on nothing
     └── ApiError                     anything the Batches API did or failed to do
         ├── ApiConnectionError       no usable response: refused, reset, timed out
         │   └── ApiUnreachableError  ... still so after every retry: ends the cycle
@@ -20,9 +21,15 @@ Library errors (httpx, pydantic) are translated where they enter, and chained wi
             │   └── SpendCapError    429 without retry-after (a spend cap, days away), or
             │                        asking a longer wait than a call may take: ends the cycle
             └── ServerError          5xx and 529
+
+What each error means for the work is decided in one table, :data:`ERROR_POLICY`: whether
+the call is retried, and whether the error ends the whole cycle (it would fail every other
+call the same way) or only the one action it struck.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class CleanerError(Exception):
@@ -41,23 +48,25 @@ class ConfigError(CleanerError):
         super().__init__("invalid configuration: " + "; ".join(lines))
 
 
+class BlastRadiusError(CleanerError):
+    """The plan acts on a larger share of the listing than CLEANER_MAX_DELETE_FRACTION."""
+
+
 class ApiError(CleanerError):
     """The Batches API call did not succeed."""
 
-    #: whether retrying the same call may succeed
-    retryable: bool = False
+    @property
+    def retryable(self) -> bool:
+        """Whether retrying the same call may succeed (see :data:`ERROR_POLICY`)."""
+        return disposition(self).retried
 
 
 class ApiConnectionError(ApiError):
     """No complete response arrived: connection refused or reset, or a timeout."""
 
-    retryable = True
-
 
 class ApiUnreachableError(ApiConnectionError):
     """The API stayed unreachable through every retry; the cycle cannot go on."""
-
-    retryable = False
 
 
 class ApiResponseError(ApiError):
@@ -84,9 +93,8 @@ class ApiStatusError(ApiError):
         self.status = status
         self.error_type = error_type
         self.request_id = request_id
-        # An explicit ``x-should-retry`` from the server overrides the status rule.
-        if should_retry is not None:
-            self.retryable = should_retry
+        #: an explicit ``x-should-retry`` from the server, which overrides the status rule
+        self.should_retry = should_retry
 
     def __str__(self) -> str:
         base = super().__str__()
@@ -112,13 +120,9 @@ class NotFoundError(ApiStatusError):
 class ConflictError(ApiStatusError):
     """409: the batch is in a state that forbids the call; retried like the SDKs do."""
 
-    retryable = True
-
 
 class RateLimitError(ApiStatusError):
     """429 with a retry-after: the request budget is exhausted for now."""
-
-    retryable = True
 
     def __init__(
         self,
@@ -146,13 +150,46 @@ class SpendCapError(RateLimitError):
     retry-after longer than one call's whole retry budget.
     """
 
-    retryable = False
-
 
 class ServerError(ApiStatusError):
     """5xx or 529: the API failed; retrying is expected to help."""
 
-    retryable = True
+
+@dataclass(frozen=True, slots=True)
+class Disposition:
+    """What an error means for the work: retry the call? end the whole cycle?"""
+
+    retried: bool
+    ends_cycle: bool
+
+
+#: The error policy, most specific class first. An error that is not retried and does not
+#: end the cycle fails only the action it struck; the next cycle tries that batch again.
+ERROR_POLICY: tuple[tuple[type[ApiError], Disposition], ...] = (
+    (ApiUnreachableError, Disposition(retried=False, ends_cycle=True)),
+    (ApiConnectionError, Disposition(retried=True, ends_cycle=False)),
+    (SpendCapError, Disposition(retried=False, ends_cycle=True)),
+    (RateLimitError, Disposition(retried=True, ends_cycle=False)),
+    (AuthenticationError, Disposition(retried=False, ends_cycle=True)),
+    (PermissionDeniedError, Disposition(retried=False, ends_cycle=True)),
+    (ConflictError, Disposition(retried=True, ends_cycle=False)),
+    (ServerError, Disposition(retried=True, ends_cycle=False)),
+    (ApiError, Disposition(retried=False, ends_cycle=False)),
+)
+
+
+def disposition(exc: ApiError) -> Disposition:
+    """The row of :data:`ERROR_POLICY` for ``exc``; ``x-should-retry`` overrides retrying."""
+    found = next(rule for cls, rule in ERROR_POLICY if isinstance(exc, cls))
+    should = getattr(exc, "should_retry", None)
+    if should is not None:
+        return Disposition(retried=bool(should), ends_cycle=found.ends_cycle)
+    return found
+
+
+def ends_cycle(exc: BaseException) -> bool:
+    """True when ``exc`` will fail every further call alike: stop the cycle, not one batch."""
+    return isinstance(exc, ApiError) and disposition(exc).ends_cycle
 
 
 _BY_STATUS: dict[int, type[ApiStatusError]] = {

@@ -27,19 +27,18 @@ import asyncio
 import contextlib
 import math
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, MutableMapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import uvicorn
-from apscheduler.triggers.cron import CronTrigger
 from prometheus_client import make_asgi_app
 
 from cleaner.budget import BudgetTuning
+from cleaner.clock import SYSTEM, Clock
 from cleaner.metrics import Metrics
-from cleaner.settings import Settings, parse_schedule
+from cleaner.schedule import Schedule
 
 if TYPE_CHECKING:  # the daemon wires us in; importing it here would be circular
     from cleaner.daemon import DaemonState
@@ -59,13 +58,13 @@ Send = Callable[[Message], Awaitable[None]]
 _TINY = timedelta(microseconds=1)
 
 
-def stall_after_s(settings: Settings) -> float:
-    """A stall bound for these settings: ten minutes, longer under a very low request budget.
+def stall_after_s(requests_per_minute: float) -> float:
+    """A stall bound for this budget: ten minutes, longer under a very low request budget.
 
     At the budget's floor (a 429 storm) one request may wait ``60 / (rpm * floor)`` seconds;
     three of those in a row are still not a stall.
     """
-    slowest_request_s = 60.0 / (settings.requests_per_minute * BudgetTuning().floor)
+    slowest_request_s = 60.0 / (requests_per_minute * BudgetTuning().floor)
     return max(MIN_STALL_AFTER_S, 3 * slowest_request_s)
 
 
@@ -78,13 +77,12 @@ class Probes:
         metrics: Metrics,
         *,
         stall_after_s: float,
-        schedule: str | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        schedule: Schedule | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.state, self.metrics, self.stall_after_s = state, metrics, stall_after_s
-        self._schedule = None if schedule is None else parse_schedule(schedule)
-        self._clock, self._wall = clock, wall
+        self._schedule = schedule
+        self._clock, self._wall = clock.monotonic, clock.wall
 
     def live(self) -> tuple[bool, dict[str, object]]:
         """Alive unless the scheduler stopped ticking or the running cycle went silent."""
@@ -116,7 +114,7 @@ class Probes:
 
     def ready(self) -> tuple[bool, dict[str, object]]:
         """Ready once the API has answered (the configuration was valid at start)."""
-        answered = self.state.api_answered or self.metrics.api_answered
+        answered = self.metrics.api_answered
         detail: dict[str, object] = {"api_answered": answered, "cycles": self.state.cycles}
         if not answered:
             detail["problems"] = ["the API has not answered yet"]
@@ -124,16 +122,13 @@ class Probes:
 
     def _overdue_s(self, last_tick: float, now: float) -> float:
         """How far past its grace the next tick after ``last_tick`` is (<= 0: not overdue)."""
-        if isinstance(self._schedule, timedelta):
-            period_s = self._schedule.total_seconds()
-            return now - last_tick - period_s - max(TICK_GRACE_S, period_s)
-        trigger = CronTrigger.from_crontab(self._schedule, timezone=UTC)
-        last_wall = self._wall() - timedelta(seconds=now - last_tick)
-        expected: datetime | None = trigger.get_next_fire_time(None, last_wall + _TINY)
-        if expected is None:  # settings refuse a cron that never fires; be safe anyway
+        if self._schedule is None:
             return 0.0
-        after: datetime | None = trigger.get_next_fire_time(None, expected + _TINY)
-        period_s = (after - expected).total_seconds() if after is not None else 0.0
+        last_wall = self._wall() - timedelta(seconds=now - last_tick)
+        tick = self._schedule.next_tick(last_wall)
+        if tick is None:  # settings refuse a cron that never fires; be safe anyway
+            return 0.0
+        expected, period_s = tick
         due_s = (expected - last_wall).total_seconds()
         return now - last_tick - due_s - max(TICK_GRACE_S, period_s)
 
@@ -194,7 +189,8 @@ async def serve_health(
     host: str,
     port: int,
     stall_after_s: float,
-    schedule: str | None = None,
+    schedule: Schedule | None = None,
+    clock: Clock = SYSTEM,
 ) -> AsyncIterator[int]:
     """Serve the probes and metrics on ``host:port`` in this event loop; yields the bound port.
 
@@ -208,7 +204,7 @@ async def serve_health(
         sock.bind((host, port))
         sock.listen(64)
         sock.setblocking(False)
-        probes = Probes(state, metrics, stall_after_s=stall_after_s, schedule=schedule)
+        probes = Probes(state, metrics, stall_after_s=stall_after_s, schedule=schedule, clock=clock)
         config = uvicorn.Config(
             HealthApp(probes, metrics),
             lifespan="off",

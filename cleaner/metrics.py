@@ -1,12 +1,11 @@
 """Prometheus metrics: every metric declared once, fed by the client, the cycle and its report.
 
-Three feeds, none of which knows about Prometheus:
+Two feeds, neither of which knows about Prometheus:
 
-* :meth:`Metrics.on_response` is ``BatchesClient(on_response=...)``: every HTTP exchange as
-  it happens (requests by endpoint and status, 429s, and the time of the last answer, which
-  the liveness probe reads);
-* :meth:`Metrics.on_progress` is ``run_cycle(on_progress=...)``: the same snapshots as the
-  periodic ``cycle_progress`` log line, so a long drain shows on a dashboard while it runs;
+* :meth:`Metrics.observe` takes the cycle's events (:mod:`cleaner.events`): every HTTP
+  exchange as it happens (requests by endpoint and status, 429s, and the time of the last
+  answer, which the liveness probe reads), and the same progress snapshots as the periodic
+  ``cycle_progress`` log line, so a long drain shows on a dashboard while it runs;
 * :meth:`Metrics.observe_report` is a daemon observer: the totals of each finished cycle.
 
 The registry is a constructor argument, so every test gets a fresh one and nothing is
@@ -16,12 +15,13 @@ registered on import.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from cleaner import __version__
+from cleaner.clock import SYSTEM
+from cleaner.events import BlastRadiusExceeded, CyclePlanned, Event, Exchange, ProgressReported
 from cleaner.models import (
     ActionKind,
     CycleReport,
@@ -33,9 +33,6 @@ from cleaner.models import (
 
 #: Cycle durations: a quiet pass takes a second; draining a backlog, hours.
 DURATION_BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0)
-
-#: Statuses that mean the API answered but refused our credentials: not "ready".
-_AUTH_FAILURES = frozenset({"401", "403"})
 
 
 def cycle_outcome(report: CycleReport) -> str:
@@ -52,13 +49,13 @@ class Metrics:
         self,
         registry: CollectorRegistry,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self.registry = registry
         self._clock = clock
         #: When the API last answered anything (monotonic); None until it has.
         self.last_response_at: float | None = None
-        #: True once the API answered with a status other than 401/403.
+        #: True once the API answered with a status other than 401/403 (readiness).
         self.api_answered = False
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
@@ -70,6 +67,10 @@ class Metrics:
         self.build = Info("cleaner_build", "The running cleaner version.", registry=registry)
         self.build.info({"version": __version__})
         self.dry_run = gauge("cleaner_dry_run", "1 when cycles only plan (CLEANER_DRY_RUN).")
+        self.schedule = gauge(
+            "cleaner_schedule_interval_seconds",
+            "The schedule's period (for cron, the gap between two fire times); 0 for --once.",
+        )
 
         # --- cycles
         self.cycles = counter("cleaner_cycles_total", "Cycles finished, by outcome.", ("outcome",))
@@ -97,6 +98,18 @@ class Metrics:
         )
         self.kept = gauge(
             "cleaner_batches_kept", "Batches the last cycle left alone, by reason.", ("reason",)
+        )
+        self.held = gauge("cleaner_batches_held", "Batches the last plan kept for a hold.")
+        self.unknown_status = gauge(
+            "cleaner_batches_unknown_status",
+            "Batches the last plan kept because their processing_status is unknown to it.",
+        )
+        self.blast_radius = gauge(
+            "cleaner_blast_radius_exceeded",
+            "1 while the blast-radius stop refuses cycles (CLEANER_MAX_DELETE_FRACTION).",
+        )
+        self.blast_radius_stops = counter(
+            "cleaner_blast_radius_stops_total", "Cycles the blast-radius stop refused."
         )
         self.deferred = gauge(
             "cleaner_actions_deferred",
@@ -156,6 +169,10 @@ class Metrics:
         """Record the mode the daemon runs in."""
         self.dry_run.set(1 if dry_run else 0)
 
+    def set_schedule(self, period_s: float) -> None:
+        """Record the schedule's period, which the no-successful-cycle alert compares to."""
+        self.schedule.set(period_s)
+
     def set_budget(self, per_minute: float) -> None:
         """Record the request budget in force now."""
         self.budget.set(per_minute)
@@ -164,17 +181,32 @@ class Metrics:
         """Read the budget at every scrape instead (e.g. ``lambda: client.budget.per_minute``)."""
         self.budget.set_function(read)
 
-    def on_response(self, endpoint: str, status: str) -> None:
-        """One HTTP exchange ended; fits ``BatchesClient(on_response=...)``."""
-        self.responses.labels(endpoint=endpoint, status=status).inc()
+    def observe(self, event: Event) -> None:
+        """An event of a cycle; fits ``run_cycle(observers=(...,))``."""
+        if isinstance(event, Exchange):
+            self.on_exchange(event)
+        elif isinstance(event, ProgressReported):
+            self.on_progress(event.progress)
+        elif isinstance(event, CyclePlanned):
+            kept = event.plan.kept
+            self.held.set(kept.get(KeepReason.HELD, 0) + kept.get(KeepReason.PROTECTED, 0))
+            self.unknown_status.set(kept.get(KeepReason.UNKNOWN_STATUS, 0))
+            self.blast_radius.set(0)
+        elif isinstance(event, BlastRadiusExceeded):
+            self.blast_radius.set(1)
+            self.blast_radius_stops.inc()
+
+    def on_exchange(self, exchange: Exchange) -> None:
+        """One HTTP exchange ended."""
+        self.responses.labels(endpoint=exchange.endpoint, status=exchange.label).inc()
         self.last_response_at = self._clock()
-        if status == "429":
-            self.rate_limited.labels(endpoint=endpoint).inc()
-        if status.isdigit() and status not in _AUTH_FAILURES:
+        if exchange.status == 429:
+            self.rate_limited.labels(endpoint=exchange.endpoint).inc()
+        if exchange.answered:
             self.api_answered = True
 
     def on_progress(self, progress: Progress) -> None:
-        """A snapshot of the running cycle; fits ``run_cycle(on_progress=...)``."""
+        """A snapshot of the running cycle."""
         self.progress_planned.set(progress.planned)
         self.progress_done.set(progress.done)
         self.progress_rate.set(progress.rate_per_s)

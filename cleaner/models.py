@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from cleaner.errors import ApiResponseError
@@ -20,6 +20,17 @@ class ProcessingStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     CANCELING = "canceling"
     ENDED = "ended"
+
+
+def parse_processing_status(value: str) -> ProcessingStatus | str:
+    """The member for a documented status; any other string unchanged, meaning unknown.
+
+    The API may add statuses within a version, so an unknown one is kept, never refused.
+    """
+    try:
+        return ProcessingStatus(value)
+    except ValueError:
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +56,37 @@ class RequestCounts:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """The fields of a MessageBatch that cleaner decides on; the rest is ignored."""
+    """The fields of a MessageBatch that cleaner decides on; the rest is ignored.
+
+    ``processing_status`` is a plain ``str`` (not a member) when the API sent a status
+    this version does not know; the policy keeps such a batch.
+    """
 
     id: str
-    processing_status: ProcessingStatus
+    processing_status: ProcessingStatus | str
     created_at: datetime
     ended_at: datetime | None = None
     cancel_initiated_at: datetime | None = None
     request_counts: RequestCounts = field(default_factory=RequestCounts)
+    archived_at: datetime | None = None
+    results_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # A documented status given as a plain string becomes its member, so the
+        # policy's identity checks (``is ProcessingStatus.ENDED``) hold for it too.
+        if isinstance(self.processing_status, ProcessingStatus):
+            return
+        status = parse_processing_status(self.processing_status)
+        if status is not self.processing_status:
+            object.__setattr__(self, "processing_status", status)
 
     @property
     def ended(self) -> bool:
         return self.processing_status is ProcessingStatus.ENDED
+
+    @property
+    def status_known(self) -> bool:
+        return isinstance(self.processing_status, ProcessingStatus)
 
     @classmethod
     def from_api(cls, data: object) -> Batch:
@@ -70,12 +100,7 @@ class Batch:
         batch_id = data.get("id")
         if not isinstance(batch_id, str) or not batch_id:
             raise ApiResponseError(f"batch has no string id: {batch_id!r}")
-        try:
-            status = ProcessingStatus(str(data.get("processing_status")))
-        except ValueError:
-            raise ApiResponseError(
-                f"batch {batch_id} has unknown processing_status {data.get('processing_status')!r}"
-            ) from None
+        status = _status(batch_id, data.get("processing_status"))
         created_at = _timestamp(batch_id, "created_at", data.get("created_at"))
         if created_at is None:
             raise ApiResponseError(f"batch {batch_id} has no created_at")
@@ -88,7 +113,22 @@ class Batch:
             ended_at=ended_at,
             cancel_initiated_at=canceled_at,
             request_counts=_counts(batch_id, data.get("request_counts")),
+            archived_at=_timestamp(batch_id, "archived_at", data.get("archived_at")),
+            results_url=_results_url(batch_id, data.get("results_url")),
         )
+
+
+def _status(batch_id: str, value: object) -> ProcessingStatus | str:
+    # Only a missing or non-string status is malformed; an unknown string is a newer API.
+    if not isinstance(value, str) or not value:
+        raise ApiResponseError(f"batch {batch_id} has a non-string processing_status: {value!r}")
+    return parse_processing_status(value)
+
+
+def _results_url(batch_id: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ApiResponseError(f"batch {batch_id} has a non-string results_url: {value!r}")
 
 
 def _timestamp(batch_id: str, key: str, value: object) -> datetime | None:
@@ -151,6 +191,70 @@ class KeepReason(StrEnum):
     WITHIN_RETENTION = "within_retention"
     RUNNING_WITHIN_RETENTION = "running_within_retention"
     NO_END_TIME = "no_end_time"  # ended_at basis, but the batch has no ended_at
+    HELD = "held"  # an active hold from the holds file covers it
+    UNKNOWN_STATUS = "unknown_status"  # a processing_status this version does not know
+
+
+#: The reason of the permanent holds made from ``CLEANER_PROTECTED_IDS``.
+PROTECTED_IDS_REASON = "CLEANER_PROTECTED_IDS"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hold:
+    """A reason to leave batches alone: one batch id, or a window of creation times.
+
+    The window's bounds are exclusive; ``until`` is the last instant it protects.
+    """
+
+    reason: str
+    owner: str | None = None
+    until: datetime | None = None
+    batch_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        window = self.created_after is not None or self.created_before is not None
+        if (self.batch_id is not None) == window:
+            raise ValueError("a hold selects by batch_id or by a created window, not both")
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or now <= self.until
+
+    def selects(self, batch: Batch) -> bool:
+        if self.batch_id is not None:
+            return batch.id == self.batch_id
+        after, before = self.created_after, self.created_before
+        return (after is None or batch.created_at > after) and (
+            before is None or batch.created_at < before
+        )
+
+    def canonical(self) -> dict[str, str | None]:
+        """Every field as text with UTC times normalised, for fingerprints and logs."""
+        return {
+            "reason": self.reason,
+            "owner": self.owner,
+            "until": _utc_text(self.until),
+            "batch_id": self.batch_id,
+            "created_after": _utc_text(self.created_after),
+            "created_before": _utc_text(self.created_before),
+        }
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBatch:
+    """A batch a hold kept, with the hold, so ``cleaner plan`` can say whose and why."""
+
+    batch: Batch
+    hold: Hold
+
+    @property
+    def batch_id(self) -> str:
+        return self.batch.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,15 +276,27 @@ class Plan:
     """What a cycle will do, and a count of everything it will not.
 
     ``deferred`` counts actions dropped by the per-run cap; later cycles take them.
+    ``seen`` counts unknown statuses under their raw string. ``held`` lists only the
+    batches a hold kept (protected ids included), so a large listing stays small here.
     """
 
     actions: tuple[Action, ...] = ()
-    seen: Mapping[ProcessingStatus, int] = field(default_factory=dict)
+    seen: Mapping[ProcessingStatus | str, int] = field(default_factory=dict)
     kept: Mapping[KeepReason, int] = field(default_factory=dict)
     deferred: int = 0
+    held: tuple[HeldBatch, ...] = ()
 
     def count(self, kind: ActionKind) -> int:
         return sum(1 for action in self.actions if action.kind is kind)
+
+    @property
+    def unknown_statuses(self) -> dict[str, int]:
+        """Each status this version does not know, with how many batches had it."""
+        return {
+            str(status): n
+            for status, n in sorted(self.seen.items())
+            if not isinstance(status, ProcessingStatus)
+        }
 
 
 class Outcome(StrEnum):
@@ -192,11 +308,13 @@ class Outcome(StrEnum):
     WAIT_TIMEOUT = "wait_timeout"  # canceled, but not ended within the wait timeout
     DRY_RUN = "dry_run"  # would have acted
     NOT_ATTEMPTED = "not_attempted"  # the cycle stopped (shutdown or fatal error) first
+    AUDIT_UNAVAILABLE = "audit_unavailable"  # the intent could not be written: nothing sent
+    ARCHIVE_FAILED = "archive_failed"  # no verified copy of the results: not deleted
 
 
 #: Outcomes that make a cycle unsuccessful (exit code 1 for ``run --once``). A shutdown
 #: leaves actions not attempted without failing; a fatal error fails through ``error``.
-FAILING_OUTCOMES = frozenset({Outcome.FAILED})
+FAILING_OUTCOMES = frozenset({Outcome.FAILED, Outcome.AUDIT_UNAVAILABLE, Outcome.ARCHIVE_FAILED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +335,7 @@ class CycleReport:
     started_at: datetime
     duration_s: float
     dry_run: bool
-    seen: Mapping[ProcessingStatus, int]
+    seen: Mapping[ProcessingStatus | str, int]
     kept: Mapping[KeepReason, int]
     planned: Mapping[ActionKind, int]
     outcomes: Counter[tuple[ActionKind, Outcome]]
@@ -227,6 +345,25 @@ class CycleReport:
     retries: int
     rate_limited: int
     error: str | None = None  # the fatal error that ended the cycle early, if any
+
+    @classmethod
+    def refused(cls, *, started_at: datetime, dry_run: bool, error: str) -> CycleReport:
+        """A cycle that did nothing at all, and why (a crash, a broken holds file)."""
+        return cls(
+            started_at=started_at,
+            duration_s=0.0,
+            dry_run=dry_run,
+            seen={},
+            kept={},
+            planned={},
+            outcomes=Counter(),
+            deferred=0,
+            cancels_sent=0,
+            requests=0,
+            retries=0,
+            rate_limited=0,
+            error=error,
+        )
 
     @property
     def ok(self) -> bool:

@@ -7,27 +7,33 @@ object per action and a final summary object, for scripts and audits.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TextIO
 
 import orjson
 
+from cleaner.bootstrap import open_client, retention_policy
+from cleaner.clock import SYSTEM, Clock
 from cleaner.cycle import plan_cycle
-from cleaner.daemon import open_client
 from cleaner.errors import ApiError
 from cleaner.logs import get_logger
 from cleaner.models import ActionKind, Plan
 from cleaner.settings import Settings
 
 
-async def show_plan(settings: Settings, *, fmt: str = "auto", out: TextIO | None = None) -> int:
+async def show_plan(
+    settings: Settings, *, fmt: str = "auto", out: TextIO | None = None, clock: Clock = SYSTEM
+) -> int:
     """Print the plan; exit code 0, or 1 when the listing failed."""
     out = out or sys.stdout
-    now = datetime.now(UTC)
+    now = clock.wall()
     try:
-        async with open_client(settings) as client:
+        async with open_client(settings, clock=clock) as client:
             plan = await plan_cycle(
-                client, settings.policy(), now=now, max_actions=settings.max_deletions_per_run
+                client,
+                retention_policy(settings),
+                now=now,
+                max_actions=settings.max_deletions_per_run,
             )
     except ApiError as exc:
         get_logger().error("listing_failed", error=str(exc), error_class=type(exc).__name__)
@@ -44,7 +50,7 @@ def _json_lines(plan: Plan, out: TextIO, now: datetime) -> None:
                 {
                     "action": action.kind.value,
                     "batch_id": action.batch_id,
-                    "processing_status": action.batch.processing_status.value,
+                    "processing_status": str(action.batch.processing_status),
                     "reason": action.reason.value,
                     "created_at": action.batch.created_at.isoformat(),
                     "age_s": action.age_s,
@@ -61,7 +67,7 @@ def _table(plan: Plan, out: TextIO, now: datetime) -> None:
     for action in plan.actions:
         out.write(
             f"{action.kind.value:<8} {action.batch_id:<34} "
-            f"{action.batch.processing_status.value:<12} {_age(action.age_s):>10}  "
+            f"{action.batch.processing_status!s:<12} {_age(action.age_s):>10}  "
             f"{action.reason.value}\n"
         )
     summary = _summary(plan, now)
@@ -77,7 +83,7 @@ def _summary(plan: Plan, now: datetime) -> dict[str, object]:
         "at": now.isoformat(),
         "planned": {kind.value: plan.count(kind) for kind in ActionKind},
         "kept": {k.value: v for k, v in plan.kept.items()},
-        "seen": {k.value: v for k, v in plan.seen.items()},
+        "seen": {str(k): v for k, v in plan.seen.items()},
         "deferred": plan.deferred,
     }
 

@@ -8,9 +8,8 @@ bad deployment stops before it sends a single request.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -18,7 +17,6 @@ from urllib.parse import urlsplit
 from pydantic import (
     Field,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -31,36 +29,15 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from cleaner.clock import SYSTEM
+from cleaner.durations import parse_duration
 from cleaner.errors import ConfigError
+from cleaner.holds import Holds, HoldsError, parse_holds
 from cleaner.models import AgeBasis
 from cleaner.policy import RetentionPolicy
+from cleaner.schedule import Schedule
 
 DEFAULT_SECRETS_DIR = "/run/secrets"
-
-_UNITS_S = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
-_ISO = TypeAdapter(timedelta)
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``30d``, ``36h``, ``90m``, ``45s``, ``250ms``, ``1h30m`` or ISO 8601 ``P30D``.
-
-    A bare number is refused: ``300`` could mean seconds or minutes, and a retention
-    period is no place to guess.
-    """
-    value = text.strip().lower()
-    if value.startswith("p"):
-        try:
-            return _ISO.validate_python(value.upper())
-        except ValidationError:
-            raise ValueError(f"{text!r} is not an ISO 8601 duration") from None
-    if not value or _DURATION.sub("", value) != "":
-        raise ValueError(
-            f"{text!r} is not a duration; use a number with a unit (w, d, h, m, s, ms), "
-            "e.g. 30d, 36h, 1h30m, or ISO 8601 such as P30D"
-        )
-    seconds = sum(float(n) * _UNITS_S[unit] for n, unit in _DURATION.findall(value))
-    return timedelta(seconds=seconds)
 
 
 def _duration(value: object) -> object:
@@ -135,6 +112,25 @@ class Settings(BaseSettings):
         description="At most this many actions per cycle, oldest batches first; the rest wait "
         "for later cycles. Empty, none or off: no cap.",
         examples=["1000"],
+    )
+    holds_file: Path | None = Field(
+        None,
+        validation_alias="CLEANER_HOLDS_FILE",
+        description="A YAML or JSON file of holds (a mounted ConfigMap): batches never "
+        "canceled or deleted, by batch_id or a created_after/created_before window, each with "
+        "a reason, optionally an owner and an until. Read again at every cycle; a broken file "
+        "stops that cycle from acting (fail closed).",
+        examples=["/etc/cleaner/holds.yaml"],
+    )
+    max_delete_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        validation_alias="CLEANER_MAX_DELETE_FRACTION",
+        description="Blast-radius stop: when a cycle plans actions on more than this share of "
+        "the batches it listed (and more than 10 actions), it acts on nothing, logs "
+        "blast_radius_exceeded and fails. Unset: no stop.",
+        examples=["0.5"],
     )
     dry_run: bool = Field(
         False,
@@ -242,7 +238,7 @@ class Settings(BaseSettings):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("max_deletions_per_run", mode="before")
+    @field_validator("max_deletions_per_run", "max_delete_fraction", "holds_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"", "none", "off"}:
@@ -281,7 +277,7 @@ class Settings(BaseSettings):
     @field_validator("schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
-        parse_schedule(value)
+        Schedule.parse(value, now=SYSTEM.wall())  # validated at load, the one moment it runs
         return value.strip()
 
     @model_validator(mode="after")
@@ -290,38 +286,15 @@ class Settings(BaseSettings):
             object.__setattr__(self, "processing_retention", self.retention)
         return self
 
-    def policy(self) -> RetentionPolicy:
-        """The retention policy these settings describe."""
+    def policy(self, holds: Holds | None = None) -> RetentionPolicy:
+        """The retention policy these settings describe, with ``holds`` from the holds file."""
         return RetentionPolicy(
             retention=self.retention,
             processing_retention=self.processing_retention or self.retention,
             protected_ids=self.protected_ids,
             age_basis=self.age_basis,
+            holds=holds or Holds(),
         )
-
-
-def parse_schedule(text: str) -> timedelta | str:
-    """An interval (``15m``) as a timedelta, or a 5-field cron expression, checked to fire."""
-    value = text.strip()
-    if len(value.split()) == 5:
-        from apscheduler.triggers.cron import CronTrigger  # only the schedule needs it
-
-        try:
-            trigger = CronTrigger.from_crontab(value, timezone=UTC)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
-        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
-            raise ValueError(f"cron expression {value!r} never fires")
-        return value
-    try:
-        interval = parse_duration(value)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is neither an interval (e.g. 15m) nor a 5-field cron expression"
-        ) from None
-    if interval < timedelta(seconds=1):
-        raise ValueError("the schedule interval must be at least 1s")
-    return interval
 
 
 _OWN_PREFIX = "CLEANER_"
@@ -361,9 +334,29 @@ def load_settings() -> Settings:
         raise ConfigError(problems) from None
     except SettingsError as exc:
         raise ConfigError({"configuration": str(exc)}) from None
+    if settings.holds_file is not None:
+        try:
+            read_holds(settings.holds_file)
+        except HoldsError as exc:
+            problems["CLEANER_HOLDS_FILE"] = str(exc)
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def read_holds(path: Path | None) -> Holds:
+    """The holds file's holds (none when no file is configured); HoldsError if it is bad.
+
+    Read at start (a bad file is a configuration error) and again at every cycle, so an
+    edited ConfigMap takes effect without a restart.
+    """
+    if path is None:
+        return Holds()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HoldsError(str(path), f"cannot be read: {exc}") from exc
+    return parse_holds(text, source=str(path))
 
 
 class _ExplicitSettings(Settings):

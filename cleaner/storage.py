@@ -173,17 +173,29 @@ class Store:
         await self._make_durable(path)
 
     async def put_stream(
-        self, path: str, chunks: AsyncIterator[bytes], *, chunk_size: int = 5 * 1024 * 1024
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        chunk_size: int = 5 * 1024 * 1024,
+        max_concurrency: int = 2,
     ) -> None:
         """Write an object from an async iterator, multipart; it appears only when complete.
 
+        At most ``max_concurrency`` parts of ``chunk_size`` are in flight at once, which
+        bounds the memory an upload holds (obstore's own default is 12 parts).
         An exception raised by ``chunks`` itself propagates unchanged: it is the
         source's failure, not the store's.
         """
         source = _Watched(chunks)
         try:
             await obstore.put_async(
-                self._inner, path, source, use_multipart=True, chunk_size=chunk_size
+                self._inner,
+                path,
+                source,
+                use_multipart=True,
+                chunk_size=chunk_size,
+                max_concurrency=max_concurrency,
             )
         except Exception as exc:
             if exc is source.failure:
@@ -255,7 +267,8 @@ class Store:
         # The file's data, its entry in its directory, and the entry of every directory
         # the put may have created (once durable, a directory's own entry stays so).
         root = self._local_root
-        assert root is not None
+        if root is None:  # only local stores have directories to fsync
+            raise StorageError("fsync: not a local store", store=self._described, path=str(file))
         todo: list[Path] = [file] if new_entry else []
         todo.append(file.parent)
         for directory in file.parents:

@@ -7,14 +7,21 @@ cursor (`/_emulator/batches?limit=&after_id=`) or streams JSON Lines
 
     GET    /_emulator/health          {"ok": true}
     GET    /_emulator/state           counts by status, deleted, journal size, config, now
-    GET    /_emulator/batches         ?limit=1..100000&after_id=  newest first, has_more/last_id
+    GET    /_emulator/batches         ?limit=1..100000&after_id=&workspace=NAME|ID  newest
+                                      first (all workspaces merged unless one is named)
     GET    /_emulator/batches.jsonl   every live batch, streamed
     GET    /_emulator/deleted         {"ids": [...]}
-    POST   /_emulator/seed            a population, a list, or {"populations": [...]}
+    POST   /_emulator/seed            a population, a list, or a seed document (seedfile.py)
     GET    /_emulator/journal         {"entries": [...]};  DELETE clears it
     GET    /_emulator/requests        counts by endpoint and status; DELETE clears them
-    GET    /_emulator/config          PATCH merges fields; PUT replaces (unset = defaults)
+    GET    /_emulator/config          PATCH merges fields; PUT replaces (unset = defaults;
+                                      the key and the workspaces stay)
     GET    /_emulator/clock           POST {"advance_s": N} or {"set": "RFC 3339"}
+    GET    /_emulator/workspaces      ids, names, key counts, limits, batch counts (no keys);
+                                      POST one {"name", "id"?, "keys", "rate_limit_rpm"?,
+                                      "batches"?: [...]} adds it (same name: replaced)
+    GET    /_emulator/refuse-delete   {"ids", "status"}; POST {"ids": [...], "status"?: N}
+                                      adds ids whose DELETE always fails; DELETE clears them
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from cleaner.emulator.asgi import (
 from cleaner.emulator.clock import ManualClock, OffsetClock
 from cleaner.emulator.config import EmulatorConfig, config_changes
 from cleaner.emulator.emulator import Emulator
-from cleaner.emulator.seeding import load_populations
+from cleaner.emulator.seedfile import load_seed
 from cleaner.emulator.wire import ApiError, JsonObject, error_json, format_datetime, request_id
 
 MAX_SEED_IDS_RETURNED = 10_000
@@ -89,6 +96,7 @@ async def _state(emulator: Emulator, query: dict[str, str], body: bytes) -> Json
         "by_status": dict(by_status),
         "deleted": len(emulator.deleted_ids),
         "journal_entries": len(emulator.journal),
+        "by_workspace": emulator.workspace_counts(),
         "config": emulator.config.to_json(),
     }
 
@@ -97,12 +105,16 @@ async def _batches(emulator: Emulator, query: dict[str, str], body: bytes) -> Js
     limit = int(query.get("limit", "1000"))
     if not 1 <= limit <= MAX_ADMIN_PAGE:
         raise ValueError(f"limit must be within 1..{MAX_ADMIN_PAGE}")
+    workspace = query.get("workspace")
+    if workspace is None:
+        return emulator.operator_page(limit=limit, after_id=query.get("after_id"))
     page, _ = emulator.list_page(
         limit=limit,
         after_id=query.get("after_id"),
         before_id=None,
         base_url=emulator.base_url,
         create=False,
+        workspace=workspace,
     )
     return page
 
@@ -112,7 +124,7 @@ async def _deleted(emulator: Emulator, query: dict[str, str], body: bytes) -> Js
 
 
 async def _seed(emulator: Emulator, query: dict[str, str], body: bytes) -> JsonObject:
-    ids = emulator.seed(*load_populations(body))
+    ids = emulator.apply_seed(load_seed(body))
     out: JsonObject = {"created": len(ids), "batches": len(emulator)}
     if len(ids) <= MAX_SEED_IDS_RETURNED:
         out["ids"] = ids
@@ -155,7 +167,7 @@ async def _put_config(emulator: Emulator, query: dict[str, str], body: bytes) ->
     defaults = {
         f.name: getattr(EmulatorConfig(), f.name)
         for f in dataclasses.fields(EmulatorConfig)
-        if f.name != "api_key"
+        if f.name not in ("api_key", "workspaces")
     }
     return emulator.configure(**{**defaults, **changes}).to_json()
 
@@ -179,6 +191,41 @@ async def _move_clock(emulator: Emulator, query: dict[str, str], body: bytes) ->
     return {"now": format_datetime(emulator.now())}
 
 
+async def _workspaces(emulator: Emulator, query: dict[str, str], body: bytes) -> JsonObject:
+    counts = emulator.workspace_counts()
+    return {
+        "workspaces": [
+            {**spec.to_json(), "batches": counts.get(spec.id, 0)} for spec in emulator.workspaces()
+        ]
+    }
+
+
+async def _add_workspace(emulator: Emulator, query: dict[str, str], body: bytes) -> JsonObject:
+    document = load_seed(orjson.dumps({"workspaces": [_object(body)]}))
+    ids = emulator.apply_seed(document)
+    (spec,) = document.workspaces
+    return {**spec.to_json(), "created": len(ids)}
+
+
+async def _refused(emulator: Emulator, query: dict[str, str], body: bytes) -> JsonObject:
+    config = emulator.config
+    return {"ids": sorted(config.refuse_delete), "status": config.refuse_delete_status}
+
+
+async def _refuse(emulator: Emulator, query: dict[str, str], body: bytes) -> JsonObject:
+    data = _object(body)
+    if set(data) - {"ids", "status"}:
+        raise ValueError('give {"ids": [...], "status"?: N}')
+    seed = {"refuse_delete": data.get("ids", []), "refuse_delete_status": data.get("status")}
+    emulator.apply_seed(load_seed(orjson.dumps(seed)))
+    return await _refused(emulator, query, body)
+
+
+async def _clear_refused(emulator: Emulator, query: dict[str, str], body: bytes) -> JsonObject:
+    emulator.configure(refuse_delete=frozenset())
+    return await _refused(emulator, query, body)
+
+
 _ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/_emulator/health"): _health,
     ("GET", "/_emulator/state"): _state,
@@ -194,6 +241,11 @@ _ROUTES: dict[tuple[str, str], Handler] = {
     ("PUT", "/_emulator/config"): _put_config,
     ("GET", "/_emulator/clock"): _clock,
     ("POST", "/_emulator/clock"): _move_clock,
+    ("GET", "/_emulator/workspaces"): _workspaces,
+    ("POST", "/_emulator/workspaces"): _add_workspace,
+    ("GET", "/_emulator/refuse-delete"): _refused,
+    ("POST", "/_emulator/refuse-delete"): _refuse,
+    ("DELETE", "/_emulator/refuse-delete"): _clear_refused,
 }
 
 

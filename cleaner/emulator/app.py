@@ -1,8 +1,11 @@
-"""The ASGI application: routing, headers, checks, faults and the error envelope.
+"""The ASGI application: headers, checks, faults and the error envelope.
 
 Every /v1 request goes through the same gate, in the order a real front end would apply it:
-route -> body -> key -> anthropic-version -> shared rate limit -> fault rules -> operation.
-Whatever happens, the answer carries a `request-id` and errors use the documented envelope;
+route -> body -> key (-> workspace) -> anthropic-version -> anthropic-workspace-id ->
+rate limits (organisation and workspace) -> fault rules -> operation in that workspace.
+Whatever happens, the answer carries a `request-id` (and, once the credentials resolved, an
+`anthropic-workspace-id`, plus the rate-limit headers when switched on); errors use the
+documented envelope;
 each request is counted by endpoint and status, and mutating ones are journaled (status 0
 when the connection was dropped before any answer). Paths under /_emulator/ go to the
 operator endpoints (`admin.py`), which need no key and are never rate limited or faulted.
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 import orjson
@@ -27,6 +30,7 @@ from cleaner.emulator.asgi import (
     Send,
     abort_connection,
     header_values,
+    lifespan,
     read_body,
     respond,
     send_partial_then_abort,
@@ -39,49 +43,22 @@ from cleaner.emulator.faults import (
     fault_headers,
     retry_after_headers,
 )
+from cleaner.emulator.ratelimit import Admission
 from cleaner.emulator.results import BODY_FAULTS, cut_midway, stream_body
-from cleaner.emulator.validation import parse_create, parse_list_query, valid_batch_id
+from cleaner.emulator.routing import Route, route
+from cleaner.emulator.validation import parse_create, parse_list_query
 from cleaner.emulator.wire import ApiError, JsonObject, error_json, invalid, request_id
+from cleaner.emulator.workspaces import (
+    WORKSPACE_HEADER,
+    Presented,
+    WorkspaceSpec,
+    check_workspace_header,
+)
+
+__all__ = ["API_VERSIONS", "EmulatorApp", "Route", "route"]
 
 API_VERSIONS = frozenset({"2023-06-01", "2026-10-21"})
 DEFAULT_HANG_S = 120.0
-_PREFIX = "/v1/messages/batches"
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Which operation a request is, and the batch id in its path."""
-
-    endpoint: str  # create | list | retrieve | delete | cancel | results | other
-    batch_id: str | None = None
-    error: ApiError | None = None
-
-
-def route(method: str, path: str) -> Route:
-    """Map method and path to an endpoint (or a 404/405 error)."""
-    if path != _PREFIX and not path.startswith(_PREFIX + "/"):
-        return Route("other", error=ApiError(404, "not_found_error", f"no route for {path}"))
-    parts = path[len(_PREFIX) :].split("/")[1:]
-    allowed: dict[str, str]
-    if not parts:
-        allowed = {"POST": "create", "GET": "list"}
-    elif len(parts) == 1:
-        allowed = {"GET": "retrieve", "DELETE": "delete"}
-    elif len(parts) == 2 and parts[1] == "cancel":
-        allowed = {"POST": "cancel"}
-    elif len(parts) == 2 and parts[1] == "results":
-        allowed = {"GET": "results"}
-    else:
-        return Route("other", error=ApiError(404, "not_found_error", f"no route for {path}"))
-    endpoint = allowed.get(method)
-    if endpoint is None:
-        return Route(
-            "other", error=ApiError(405, "invalid_request_error", f"{method} not allowed on {path}")
-        )
-    batch_id = parts[0] if parts else None
-    if batch_id is not None and not valid_batch_id(batch_id):
-        return Route(endpoint, batch_id, invalid(f"message_batch_id: invalid id {batch_id!r}"))
-    return Route(endpoint, batch_id)
 
 
 class EmulatorApp:
@@ -94,7 +71,7 @@ class EmulatorApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
         if kind == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if kind != "http":
             return
@@ -126,12 +103,15 @@ class _Request:
     route: Route
     req_id: str
     chunks: Iterator[bytes] | None = None
+    workspace: WorkspaceSpec | None = None  # what the credentials resolved to
+    limit_headers: list[Header] = field(default_factory=list)
     receive: Receive | None = None  # the results stream watches it for a disconnect
     body_fault: tuple[str, FaultRule] | None = None  # a results body fault (results.py)
 
     async def serve(self, body: bytes, receive: Receive) -> None:
         emulator = self.app.emulator
         self.receive = receive
+        self.workspace = emulator.resolve(Presented.from_scope(self.scope))
         if self.route.error is not None and self.route.endpoint == "other":
             await self.fail(self.route.error)
             return
@@ -139,11 +119,10 @@ class _Request:
         if problem is not None:
             await self.fail(problem)
             return
-        wait_s = emulator.take_token()
-        if wait_s is not None:
-            message = "rate limit exceeded: too many requests per minute; slow down"
-            error = ApiError(429, "rate_limit_error", message)
-            await self.fail(error, headers=retry_after_headers(wait_s), fault="rate_limited")
+        admission = emulator.admit(self._workspace_id)
+        self.limit_headers = emulator.ratelimit_headers(admission)
+        if admission.wait_s is not None:
+            await self._rate_limited(admission)
             return
         firing = emulator.decide_fault(self.route.endpoint)
         if firing.delay_s > 0:
@@ -172,9 +151,9 @@ class _Request:
         await respond(self.send, error.status, body, headers=[*self._headers(), *headers])
 
     def _check_headers(self) -> ApiError | None:
-        """The key (when one is configured) and the anthropic-version header."""
-        expected = self.app.emulator.config.api_key
-        if expected is not None and expected not in _presented_keys(self.scope):
+        """The credentials, the anthropic-version header, the path's batch id and the
+        anthropic-workspace-id header, in that order."""
+        if self.workspace is None:
             return ApiError(401, "authentication_error", "invalid x-api-key")
         versions = header_values(self.scope, b"anthropic-version")
         if not versions:
@@ -183,7 +162,21 @@ class _Request:
             return invalid(f"anthropic-version: unsupported version {versions[-1]!r}")
         if self.route.error is not None:
             return self.route.error
-        return None
+        mode = self.app.emulator.config.workspace_mismatch
+        return check_workspace_header(self.scope, self.workspace, mode)
+
+    async def _rate_limited(self, admission: Admission) -> None:
+        which = "your organization's" if admission.scope == "organization" else "this workspace's"
+        message = f"rate limit exceeded: {which} requests per minute; slow down"
+        wait_s = admission.wait_s or 0.0
+        error = ApiError(429, "rate_limit_error", message)
+        await self.fail(error, headers=retry_after_headers(wait_s), fault="rate_limited")
+
+    @property
+    def _workspace_id(self) -> str:
+        if self.workspace is None:  # _check_headers answered 401 before any operation
+            raise RuntimeError("no workspace resolved")
+        return self.workspace.id
 
     async def _inject(self, kind: str, rule: FaultRule, receive: Receive) -> bool:
         """Carry out a terminal fault; False when the request should still be served."""
@@ -229,26 +222,27 @@ class _Request:
     def _operate(self, body: bytes) -> tuple[int, JsonObject | None, bool]:
         """Do the operation: (status, JSON payload or None for results, whether state changed)."""
         emulator, endpoint, batch_id = self.app.emulator, self.route.endpoint, self.route.batch_id
-        base_url = self._base_url()
+        base_url, ws = self._base_url(), self._workspace_id
         if endpoint == "create":
-            return 200, emulator.create(parse_create(body), base_url), True
+            return 200, emulator.create(parse_create(body), base_url, workspace=ws), True
         if endpoint == "list":
             limit, after_id, before_id = parse_list_query(self._query())
             page, created = emulator.list_page(
-                limit=limit, after_id=after_id, before_id=before_id, base_url=base_url
+                limit=limit, after_id=after_id, before_id=before_id, base_url=base_url, workspace=ws
             )
             return 200, page, created > 0
         if batch_id is None:  # route() gives every per-batch endpoint an id
             raise ApiError(404, "not_found_error", f"no route for {self.path}")
         if endpoint == "retrieve":
-            return 200, emulator.retrieve(batch_id, base_url), False
+            return 200, emulator.retrieve(batch_id, base_url, workspace=ws), False
         if endpoint == "cancel":
-            return 200, emulator.cancel(batch_id, base_url), True
+            return 200, emulator.cancel(batch_id, base_url, workspace=ws), True
         if endpoint == "delete":
-            return 200, emulator.delete(batch_id), True
-        self.chunks = emulator.results(batch_id)
+            return 200, emulator.delete(batch_id, workspace=ws), True
+        self.chunks = emulator.results(batch_id, workspace=ws)
         if self.body_fault is not None and self.body_fault[0] == "cut_body":
-            self.chunks = cut_midway(self.chunks, emulator.results_total(batch_id))
+            total = emulator.results_total(batch_id, workspace=ws)
+            self.chunks = cut_midway(self.chunks, total)
         return 200, None, False  # results: streamed by _answer
 
     async def _answer(self, status: int, payload: JsonObject | None, changed: bool) -> None:
@@ -279,10 +273,14 @@ class _Request:
             status=status,
             fault=fault,
             changed_state=changed,
+            workspace_id=None if self.workspace is None else self.workspace.id,
         )
 
     def _headers(self) -> list[Header]:
-        return [(b"request-id", self.req_id.encode())]
+        headers = [(b"request-id", self.req_id.encode())]
+        if self.workspace is not None:
+            headers.append((WORKSPACE_HEADER, self.workspace.id.encode()))
+        return [*headers, *self.limit_headers]
 
     def _query(self) -> list[tuple[str, str]]:
         raw = self.scope.get("query_string", b"")
@@ -297,15 +295,6 @@ class _Request:
         return f"{self.scope.get('scheme', 'http')}://{hosts[0]}"
 
 
-def _presented_keys(scope: Scope) -> set[str]:
-    keys = {value.strip() for value in header_values(scope, b"x-api-key")}
-    for value in header_values(scope, b"authorization"):
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() == "bearer":
-            keys.add(token.strip())
-    return keys
-
-
 def _batch_id_of(payload: JsonObject | None, route_: Route) -> str | None:
     if route_.batch_id is not None:
         return route_.batch_id
@@ -313,13 +302,3 @@ def _batch_id_of(payload: JsonObject | None, route_: Route) -> str | None:
         found = payload.get("id")
         return found if isinstance(found, str) else None
     return None
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message.get("type") == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message.get("type") == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -3,23 +3,28 @@
 Prints exactly one line to stdout once it accepts connections (`emulator listening on
 http://HOST:PORT with N batches`), so scripts can start it with `--port 0` and read the port.
 Needs no CLEANER_* variable; the key is `--api-key` or else ANTHROPIC_API_KEY, and with
-neither set any key (or none) is accepted. Stops cleanly (exit 0) on SIGTERM or SIGINT.
-Runs on real time that `POST /_emulator/clock` can push forward.
+neither set (and no `--workspace` keys) any key (or none) is accepted. Stops cleanly (exit 0)
+on SIGTERM or SIGINT. Runs on real time that `POST /_emulator/clock` can push forward.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cleaner.emulator.clock import OffsetClock
 from cleaner.emulator.config import EmulatorConfig
 from cleaner.emulator.emulator import Emulator
 from cleaner.emulator.faults import FAULT_KINDS, FaultRule
-from cleaner.emulator.seeding import Population, load_populations, parse_duration
+from cleaner.emulator.seedfile import SeedDocument, load_seed
+from cleaner.emulator.seeding import Population, parse_duration
 from cleaner.emulator.server import serve_forever
+from cleaner.emulator.wire import ERROR_TYPES
+from cleaner.emulator.workspaces import WorkspaceSpec
 
 FAULT_SPEC_HELP = (
     "KIND[:ENDPOINTS[:PROBABILITY[:TIMES[:SECONDS]]]], ENDPOINTS comma-separated or 'all'; "
@@ -34,13 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _config(args)
         populations = [Population.from_spec(spec) for spec in args.seed]
+        document = SeedDocument()
         if args.seed_file is not None:
-            populations += load_populations(Path(args.seed_file).read_bytes())
+            document = load_seed(Path(args.seed_file).read_bytes())
+        emulator = Emulator(config, clock=OffsetClock())
+        # The file's workspaces and switches first, so --seed ...@WORKSPACE can name them.
+        emulator.apply_seed(dataclasses.replace(document, populations=()))
+        emulator.seed(*populations, *document.populations)
     except (ValueError, OSError) as exc:
         print(f"cleaner emulator: {exc}", file=sys.stderr)
         return 2
-    emulator = Emulator(config, clock=OffsetClock())
-    emulator.seed(*populations)
 
     def announce(base_url: str) -> None:
         print(f"emulator listening on {base_url} with {len(emulator)} batches", flush=True)
@@ -84,7 +92,27 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
         faults=tuple(faults),
         create_on_list=args.create_on_list,
         seed=args.random_seed,
+        workspaces=_workspaces(args.workspace, args.workspace_rate_limit_rpm),
+        workspace_mismatch=args.workspace_mismatch,
+        ratelimit_headers=args.ratelimit_headers,
+        refuse_delete=frozenset(args.refuse_delete),
+        refuse_delete_status=args.refuse_delete_status,
     )
+
+
+def _workspaces(specs: list[str], limits: list[str]) -> tuple[WorkspaceSpec, ...]:
+    """`--workspace NAME[/ID]=KEY[,KEY...]` plus `--workspace-rate-limit-rpm NAME=RPM`."""
+    spaces = {spec.name: spec for spec in map(WorkspaceSpec.from_cli, specs)}
+    for limit in limits:
+        name, sep, rpm = limit.partition("=")
+        if name == "default" and name not in spaces:
+            spaces[name] = WorkspaceSpec(name)
+        if not sep or name not in spaces:
+            raise ValueError(
+                f"--workspace-rate-limit-rpm {limit!r}: use NAME=RPM for a --workspace"
+            )
+        spaces[name] = dataclasses.replace(spaces[name], rate_limit_rpm=float(rpm))
+    return tuple(spaces.values())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,13 +127,26 @@ def _parser() -> argparse.ArgumentParser:
         "--seed",
         action="append",
         default=[],
-        metavar="COUNT:STATUS:AGE[:SPREAD[:REQUESTS]]",
-        help="add a population, e.g. 3000:ended:40d or 50:in_progress:3h:1h (repeatable)",
+        metavar="COUNT:STATUS:AGE[:SPREAD[:REQUESTS]][@WORKSPACE]",
+        help="add a population, e.g. 3000:ended:40d or 50:in_progress:3h:1h@prod (repeatable)",
     )
-    add("--seed-file", default=None, help="JSON file with a list of populations")
+    add(
+        "--seed-file",
+        default=None,
+        help="JSON: a list of populations, or a document with keys organization "
+        '({"rate_limit_rpm"}), workspaces ([{"name", "id"?, "keys", "rate_limit_rpm"?, '
+        '"batches"?}]), populations, refuse_delete (ids), refuse_delete_status; populations '
+        "may also set workspace, processing_status (any string, shown verbatim), archived_at "
+        '(RFC 3339 or "now"), ids, refuse_delete (true)',
+    )
     add("--processing-time", default="5m", help="how long a batch runs (default 5m)")
     add("--cancel-settle", default="30s", help="how long canceling lasts (default 30s)")
-    add("--rate-limit-rpm", type=float, default=None, help="shared requests-per-minute limit")
+    add(
+        "--rate-limit-rpm",
+        type=float,
+        default=None,
+        help="the organisation's requests-per-minute limit, shared by every workspace",
+    )
     add("--latency", default="0s", help="added to every /v1 request, e.g. 50ms")
     add("--error-rate", type=float, default=0.0, help="probability of a random 500/529/504")
     add("--fault", action="append", default=[], metavar="SPEC", help=FAULT_SPEC_HELP)
@@ -136,4 +177,50 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--create-on-list", type=int, default=0, help="create N batches on every list request")
     add("--random-seed", type=int, default=0, help="seed for ids and fault draws (replayable)")
+    _workspace_flags(add)
     return parser
+
+
+def _workspace_flags(add: Callable[..., object]) -> None:
+    add(
+        "--workspace",
+        action="append",
+        default=[],
+        metavar="NAME[/ID]=KEY[,KEY...]",
+        help="a workspace with its own keys and batches (id default wrkspc_NAME; repeatable). "
+        "The default workspace wrkspc_default holds --api-key (and keys given as default=...); "
+        "with no key anywhere it takes any key",
+    )
+    add(
+        "--workspace-rate-limit-rpm",
+        action="append",
+        default=[],
+        metavar="NAME=RPM",
+        help="a workspace's own requests-per-minute limit (repeatable; NAME may be default)",
+    )
+    add(
+        "--workspace-mismatch",
+        choices=("403", "ignore"),
+        default="403",
+        help="a request whose anthropic-workspace-id is not its key's workspace: 403 "
+        "permission_error (default) or ignore the header",
+    )
+    add(
+        "--ratelimit-headers",
+        action="store_true",
+        help="send anthropic-ratelimit-requests-limit/-remaining/-reset (default: off)",
+    )
+    add(
+        "--refuse-delete",
+        action="append",
+        default=[],
+        metavar="BATCH_ID",
+        help="every DELETE of this batch fails (repeatable); see --refuse-delete-status",
+    )
+    add(
+        "--refuse-delete-status",
+        type=int,
+        choices=sorted(ERROR_TYPES),
+        default=500,
+        help="the status of a refused delete (default 500 api_error)",
+    )

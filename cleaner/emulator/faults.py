@@ -5,8 +5,8 @@ Why rules rather than flags: a soak test wants "drop 5 % of deletes", a regressi
 misbehaviour, the endpoints it applies to, a probability and an optional budget (`times`);
 the emulator walks the rules in order for every /v1 request, drawing from one seeded RNG.
 
-The shared rate limit is not a rule: it is a token bucket (`TokenBucket`) the emulator owns,
-because it must count every request, not fire at random.
+The rate limits are not rules: they are token buckets (`ratelimit.py`) the emulator owns,
+because they must count every request, not fire at random.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -164,32 +163,6 @@ class FaultPlan:
                     kind = self.rng.choice(_RANDOM_ERROR_CHOICES)
                 return Firing(kind=kind, delay_s=delay, rule=rule)
         return Firing(kind=None, delay_s=delay, rule=None)
-
-
-class TokenBucket:
-    """Requests-per-minute as a continuously refilled bucket holding one second's worth."""
-
-    def __init__(self, rpm: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        if rpm <= 0:
-            raise ValueError("rate limit must be > 0 requests per minute")
-        self._rate_per_s = rpm / 60.0
-        self._capacity = max(1.0, self._rate_per_s)
-        self._tokens = self._capacity
-        self._monotonic = monotonic
-        self._last = monotonic()
-        self._lock = threading.Lock()
-
-    def take(self) -> float | None:
-        """Take one token; None if granted, else the seconds until one is available."""
-        with self._lock:
-            now = self._monotonic()
-            elapsed = max(0.0, now - self._last)
-            self._last = now
-            self._tokens = min(self._capacity, self._tokens + elapsed * self._rate_per_s)
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return None
-            return (1.0 - self._tokens) / self._rate_per_s
 
 
 def retry_after_headers(wait_s: float) -> list[tuple[bytes, bytes]]:

@@ -15,6 +15,7 @@ position; tombstones are compacted out of the list once they make up a quarter o
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -64,6 +65,8 @@ class BatchRecord:
     cancel_us: int | None = None
     settle_us: int = 0  # how long in-flight requests take to settle after a cancel
     custom_ids: tuple[str, ...] | None = None  # None: generated as req_0, req_1, ...
+    status_override: str | None = None  # a seeded status shown verbatim (e.g. a future value)
+    archived_us: int | None = None  # a seeded archived_at; None: the 29-day rule
 
     @property
     def expires_us(self) -> int:
@@ -78,7 +81,7 @@ class BatchRecord:
 class Observed:
     """A batch as seen at one moment: status, end time and counts."""
 
-    status: ProcessingStatus
+    status: str  # a ProcessingStatus, or a seeded status_override
     ended_us: int | None
     processing: int
     succeeded: int
@@ -90,6 +93,8 @@ class Observed:
 def observe(record: BatchRecord, now_us: int) -> Observed:
     """Status and counts of `record` at `now_us`; counts are final only once it ends."""
     n = record.request_count
+    if record.status_override is not None:  # frozen as seeded; counts as not ended
+        return Observed(record.status_override, None, n, 0, 0, 0, 0)
     cancel_end = None if record.cancel_us is None else record.cancel_us + record.settle_us
     end = min(record.finish_us, record.expires_us)
     if cancel_end is not None:
@@ -110,16 +115,25 @@ def observe(record: BatchRecord, now_us: int) -> Observed:
     return Observed("ended", end, 0, done - errored, errored, canceled, expired)
 
 
+def archive_us(record: BatchRecord, ended_us: int | None) -> int | None:
+    """When results stop being downloadable: as seeded, else 29 days after creation once
+    ended (None: never, as long as it has not ended)."""
+    if record.archived_us is not None:
+        return record.archived_us
+    return None if ended_us is None else record.created_us + ARCHIVE_US
+
+
 class BatchStore:
     """Live batches by id, all ids in created order, tombstones for deleted ones. Not locked."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sequence: Iterator[int] | None = None) -> None:
         self._records: dict[str, BatchRecord] = {}
         self._tombstones: dict[str, int] = {}
         self._keys: list[int] = []  # ascending
         self._ids: list[str] = []  # parallel to _keys; may hold tombstoned ids
         self._dead_in_order = 0
-        self._seq = 0
+        # Shared between the stores of several workspaces, so their keys merge in order.
+        self._sequence = sequence if sequence is not None else itertools.count(1)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -143,8 +157,8 @@ class BatchStore:
 
     def sort_key(self, created_us: int) -> int:
         """A fresh unique key: created time first, then insertion order."""
-        self._seq += 1
-        return (created_us << _SEQ_BITS) | (self._seq & ((1 << _SEQ_BITS) - 1))
+        seq = next(self._sequence)
+        return (created_us << _SEQ_BITS) | (seq & ((1 << _SEQ_BITS) - 1))
 
     def add_many(self, records: list[BatchRecord]) -> None:
         """Insert records (keys from `sort_key`); appends when they are newest, else re-sorts."""

@@ -13,7 +13,7 @@ from datetime import datetime
 import orjson
 
 from cleaner.emulator.clock import from_us
-from cleaner.emulator.store import ARCHIVE_US, BatchRecord, ResultType, observe
+from cleaner.emulator.store import BatchRecord, ResultType, archive_us, observe
 
 JsonObject = dict[str, object]
 
@@ -41,7 +41,7 @@ def batch_json(record: BatchRecord, now_us: int, base_url: str) -> JsonObject:
     """The MessageBatch object: every documented key (ten), lifecycle applied at `now_us`."""
     seen = observe(record, now_us)
     ended = seen.ended_us is not None
-    archive_us = record.created_us + ARCHIVE_US
+    archived = archive_us(record, seen.ended_us)
     return {
         "id": record.id,
         "type": "message_batch",
@@ -56,7 +56,7 @@ def batch_json(record: BatchRecord, now_us: int, base_url: str) -> JsonObject:
         "ended_at": timestamp(seen.ended_us) if seen.ended_us is not None else None,
         "created_at": timestamp(record.created_us),
         "expires_at": timestamp(record.expires_us),
-        "archived_at": timestamp(archive_us) if ended and now_us >= archive_us else None,
+        "archived_at": timestamp(archived) if archived is not None and now_us >= archived else None,
         "cancel_initiated_at": (
             timestamp(record.cancel_us) if record.cancel_us is not None else None
         ),
@@ -154,6 +154,27 @@ def invalid(message: str) -> ApiError:
 
 def not_found(batch_id: str) -> ApiError:
     return ApiError(404, "not_found_error", f"message batch {batch_id!r} not found")
+
+
+#: The documented error type of each status an emulated refusal may answer with.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def status_error(status: int, message: str) -> ApiError:
+    """An error of the documented type for `status` (one of ERROR_TYPES)."""
+    return ApiError(status, ERROR_TYPES[status], message)
 
 
 def state_error(status: int, message: str) -> ApiError:

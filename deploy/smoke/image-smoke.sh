@@ -88,7 +88,7 @@ mkdir -p "$WORK/secrets"
 printf 'smoke-key' >"$WORK/secrets/ANTHROPIC_API_KEY"
 chmod 0755 "$WORK/secrets" && chmod 0644 "$WORK/secrets/ANTHROPIC_API_KEY"
 COMMON_ENV=(-e ANTHROPIC_BASE_URL="$BASE_URL" -e CLEANER_SECRETS_DIR=/run/secrets/cleaner
-            -e CLEANER_RETENTION=30d -e CLEANER_PROCESSING_RETENTION=1h
+            -e CLEANER_RETENTION=7d -e CLEANER_PROCESSING_RETENTION=1h
             -e CLEANER_WAIT_TIMEOUT=1m -e CLEANER_REQUESTS_PER_MINUTE=6000)
 SECRET_MOUNT=(-v "$WORK/secrets:/run/secrets/cleaner:ro")
 

@@ -19,6 +19,9 @@ from cleaner.emulator.command import main, parse_fault
 from cleaner.emulator.faults import FaultRule
 
 READY_TIMEOUT_S = 20
+PROD_KEY = "sk-cli-prod-key-1"
+OPS_KEY = "sk-cli-ops-key-22"
+DEFAULT_KEY = "sk-cli-default-key"
 REPO = Path(__file__).resolve().parents[2]  # so `-m cleaner.emulator` resolves uninstalled
 
 
@@ -111,6 +114,9 @@ def test_operators_can_drive_a_running_command_over_http() -> None:
         ["--processing-time", "soon"],
         ["--fault", "explode"],
         ["--seed-file", "/nonexistent/seed.json"],
+        ["--workspace", "prod"],
+        ["--workspace", "prod=k1", "--workspace-rate-limit-rpm", "nowhere=60"],
+        ["--seed", "1:ended:1d@nowhere"],
     ],
 )
 def test_bad_arguments_exit_2_before_serving(
@@ -119,6 +125,60 @@ def test_bad_arguments_exit_2_before_serving(
     """Invalid specs, durations, faults or files: a message on stderr and exit status 2."""
     assert main(argv) == 2
     assert "cleaner emulator:" in capsys.readouterr().err
+
+
+def test_the_command_serves_workspaces_limits_and_refusals(tmp_path: Path) -> None:
+    """--workspace, limits, --ratelimit-headers, --refuse-delete and a seed document combine."""
+    seed_file = tmp_path / "seed.json"
+    document = {
+        "workspaces": [
+            {"name": "ops", "keys": [OPS_KEY], "batches": [{"count": 2, "status": "ended"}]}
+        ],
+        "populations": [{"ids": ["msgbatch_keepme"], "status": "ended", "workspace": "prod"}],
+        "refuse_delete_status": 409,
+    }
+    seed_file.write_text(json.dumps(document))
+    args = [
+        *("--workspace", f"prod={PROD_KEY}", "--workspace-rate-limit-rpm", "prod=600"),
+        *("--rate-limit-rpm", "6000", "--ratelimit-headers", "--workspace-mismatch", "ignore"),
+        *("--seed", "3:ended:40d@prod", "--refuse-delete", "msgbatch_keepme"),
+        *("--seed-file", str(seed_file), "--api-key", DEFAULT_KEY),
+        *("--workspace-rate-limit-rpm", "default=120"),
+    ]
+    with _running(*args) as (_, url):
+        headers = {"x-api-key": PROD_KEY, "anthropic-version": "2023-06-01"}
+        with httpx.Client(base_url=url, headers=headers) as prod:
+            listed = prod.get("/v1/messages/batches", headers={"anthropic-workspace-id": "x"})
+            assert len(listed.json()["data"]) == 4
+            assert listed.headers["anthropic-workspace-id"] == "wrkspc_prod"
+            assert listed.headers["anthropic-ratelimit-requests-limit"] == "600"
+            refused = prod.delete("/v1/messages/batches/msgbatch_keepme")
+            assert refused.status_code == 409
+        headers = {"x-api-key": DEFAULT_KEY, "anthropic-version": "2023-06-01"}
+        default = httpx.get(f"{url}/v1/messages/batches", headers=headers)
+        assert default.json()["data"] == []
+        assert default.headers["anthropic-ratelimit-requests-limit"] == "120"
+        ops = anthropic.Anthropic(api_key=OPS_KEY, base_url=url, max_retries=0)
+        with ops:
+            assert len(list(ops.messages.batches.list())) == 2
+
+
+def test_the_help_names_the_workspace_and_limit_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """`cleaner emulator --help` documents every new flag and the seed document's keys."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in (
+        "--workspace NAME[/ID]=KEY[,KEY...]",
+        "--workspace-rate-limit-rpm",
+        "--workspace-mismatch",
+        "--ratelimit-headers",
+        "--refuse-delete",
+        "--refuse-delete-status",
+        "processing_status",
+        "archived_at",
+    ):
+        assert flag in text
 
 
 def test_fault_specs_parse_into_rules() -> None:

@@ -6,10 +6,12 @@ import anthropic
 import pytest
 from anthropic.types.messages import MessageBatch
 
-from cleaner.emulator import Emulator, FaultRule, ManualClock, Population
+from cleaner.emulator import Emulator, FaultRule, ManualClock, Population, WorkspaceSpec
 from tests.emulator.conftest import KEY, PARAMS
 
 DAY_S = 86400
+TEAM_A_KEY = "sk-sdk-team-a-key"
+TEAM_B_KEY = "sk-sdk-team-b-key"
 
 
 def _create(sdk: anthropic.Anthropic, n: int = 1) -> MessageBatch:
@@ -235,3 +237,43 @@ def test_a_malformed_body_raises_an_sdk_error(sdk: anthropic.Anthropic, emulator
     emulator.configure(faults=(FaultRule(kind="malformed"),))
     with pytest.raises((anthropic.APIResponseValidationError, ValueError)):
         sdk.messages.batches.retrieve(batch_id)
+
+
+def test_an_sdk_client_with_a_workspace_key_sees_only_that_workspaces_batches(
+    base_url: str, emulator: Emulator
+) -> None:
+    """Team A's client lists, retrieves and creates only in A; B's batches are 404 to it."""
+    emulator.configure(
+        workspaces=(
+            WorkspaceSpec("a", keys=frozenset({TEAM_A_KEY})),
+            WorkspaceSpec("b", keys=frozenset({TEAM_B_KEY})),
+        )
+    )
+    a_ids = emulator.seed(Population(count=25, status="ended", age_s=DAY_S, workspace="a"))
+    b_ids = emulator.seed(Population(count=9, status="ended", age_s=DAY_S, workspace="b"))
+    team_a = anthropic.Anthropic(api_key=TEAM_A_KEY, base_url=base_url, max_retries=0)
+    with team_a:
+        assert sorted(b.id for b in team_a.messages.batches.list(limit=7)) == sorted(a_ids)
+        assert team_a.messages.batches.retrieve(a_ids[0]).id == a_ids[0]
+        with pytest.raises(anthropic.NotFoundError):
+            team_a.messages.batches.retrieve(b_ids[0])
+        created = _create(team_a)
+        page = team_a.messages.batches.with_raw_response.list(limit=1)
+        assert page.headers["anthropic-workspace-id"] == "wrkspc_a"
+    assert emulator.workspace_of(created.id) == "wrkspc_a"
+    assert len(emulator.batches("b")) == 9
+
+
+def test_an_sdk_client_sending_another_workspace_id_gets_permission_denied(
+    base_url: str, emulator: Emulator
+) -> None:
+    """anthropic-workspace-id naming another workspace raises PermissionDeniedError (403)."""
+    emulator.configure(workspaces=(WorkspaceSpec("a", keys=frozenset({TEAM_A_KEY})),))
+    client = anthropic.Anthropic(
+        api_key=TEAM_A_KEY,
+        base_url=base_url,
+        max_retries=0,
+        default_headers={"anthropic-workspace-id": "wrkspc_default"},
+    )
+    with client, pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.batches.list()

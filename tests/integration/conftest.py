@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -75,5 +75,5 @@ async def cycle(
     log = log or EventLog()
     opts = options or CycleOptions(wait_timeout_s=10.0, poll_initial_s=0.05, poll_max_s=0.2)
     async with open_test_client(base_url, **client_options) as client:  # type: ignore[arg-type]
-        report = await run_cycle(client, policy, opts, log=log, now=lambda: datetime.now(UTC))
+        report = await run_cycle(client, policy, opts, log=log)
     return report, log

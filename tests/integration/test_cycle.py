@@ -329,7 +329,6 @@ async def test_a_stop_during_the_listing_ends_the_cycle_before_anything_is_acted
 ) -> None:
     """SIGTERM while listing a long backlog: stop after the page in flight, delete nothing."""
     import asyncio
-    from datetime import UTC, datetime
 
     from tests.fakes import EventLog
     from tests.integration.conftest import open_test_client
@@ -339,9 +338,7 @@ async def test_a_stop_during_the_listing_ends_the_cycle_before_anything_is_acted
     stop.set()
     log = EventLog()
     async with open_test_client(base_url) as client:
-        report = await run_cycle(
-            client, POLICY, CycleOptions(), log=log, now=lambda: datetime.now(UTC), stop=stop
-        )
+        report = await run_cycle(client, POLICY, CycleOptions(), log=log, stop=stop)
     assert emulator.request_counts[("list", 200)] == 1
     assert emulator.journal == []
     assert report.ok

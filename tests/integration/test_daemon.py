@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cleaner.daemon import Daemon
+from cleaner.bootstrap import build_daemon
 from cleaner.emulator import Emulator, Population
 from cleaner.models import CycleReport, Outcome
 from cleaner.settings import settings_from
@@ -37,7 +37,7 @@ async def test_a_cycle_longer_than_the_interval_delays_the_next_instead_of_overl
             three.set()
 
     async with open_test_client(base_url, concurrency=1) as client:
-        daemon = Daemon(settings, client, log=log, observers=(observe,))
+        daemon = build_daemon(settings, client, log=log, observers=(observe,))
         task = asyncio.create_task(daemon.run_forever())
         await asyncio.wait_for(three.wait(), timeout=30)
         daemon.request_stop()

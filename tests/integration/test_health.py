@@ -6,7 +6,7 @@ import asyncio
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -19,9 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from cleaner import healthcheck
 from cleaner.budget import BudgetTuning
 from cleaner.daemon import DaemonState
+from cleaner.events import Exchange
 from cleaner.health import MIN_STALL_AFTER_S, TICK_GRACE_S, Probes, serve_health, stall_after_s
 from cleaner.metrics import Metrics
+from cleaner.schedule import Schedule
 from cleaner.settings import Settings
+from tests.fakes import FrozenClock
 
 T = TypeVar("T")
 
@@ -34,21 +37,18 @@ async def _served(
     stall_after_s: float = 60.0,
     schedule: str | None = "15m",
 ) -> AsyncIterator[httpx.AsyncClient]:
+    parsed = None if schedule is None else Schedule.parse(schedule, now=datetime.now(UTC))
     async with (
         serve_health(
-            state, metrics, host="127.0.0.1", port=0, stall_after_s=stall_after_s, schedule=schedule
+            state, metrics, host="127.0.0.1", port=0, stall_after_s=stall_after_s, schedule=parsed
         ) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=5) as http,
     ):
         yield http
 
 
-def _fixed(value: T) -> Callable[[], T]:
-    return lambda: value
-
-
 def _fresh() -> tuple[DaemonState, Metrics]:
-    return DaemonState(), Metrics(CollectorRegistry())
+    return DaemonState(started_at=time.monotonic()), Metrics(CollectorRegistry())
 
 
 async def test_a_fresh_daemon_is_alive_but_not_ready() -> None:
@@ -66,18 +66,18 @@ async def test_readiness_follows_the_first_answer_from_the_api() -> None:
     """A 200 heard mid-cycle makes the daemon ready before the first cycle ends."""
     state, metrics = _fresh()
     async with _served(state, metrics) as http:
-        metrics.on_response("list", "401")
+        metrics.observe(Exchange("list", 401))
         assert (await http.get("/readyz")).status_code == 503
-        metrics.on_response("list", "200")
+        metrics.observe(Exchange("list", 200))
         response = await http.get("/readyz")
     assert response.status_code == 200
     assert response.json()["api_answered"] is True
 
 
-async def test_the_daemon_state_alone_also_makes_it_ready() -> None:
-    """DaemonState.api_answered, set after a cycle, is enough on its own."""
+async def test_an_answer_heard_through_the_cycle_events_makes_it_ready() -> None:
+    """Readiness is decided in one place: the exchanges the metrics observe."""
     state, metrics = _fresh()
-    state.api_answered = True
+    metrics.observe(Exchange("retrieve", 404))
     async with _served(state, metrics) as http:
         assert (await http.get("/readyz")).status_code == 200
 
@@ -125,7 +125,7 @@ async def test_a_long_cycle_that_still_talks_to_the_api_is_alive() -> None:
     state, metrics = _fresh()
     state.last_tick = time.monotonic()
     state.cycle_started = time.monotonic() - 7200
-    metrics.on_response("delete", "200")
+    metrics.observe(Exchange("delete", 200))
     async with _served(state, metrics, stall_after_s=10) as http:
         response = await http.get("/livez")
     assert response.status_code == 200
@@ -135,7 +135,7 @@ async def test_a_long_cycle_that_still_talks_to_the_api_is_alive() -> None:
 async def test_metrics_are_served_in_the_prometheus_text_format() -> None:
     """/metrics parses with prometheus_client's parser and carries what was fed in."""
     state, metrics = _fresh()
-    metrics.on_response("list", "200")
+    metrics.observe(Exchange("list", 200))
     async with _served(state, metrics) as http:
         response = await http.get("/metrics")
     assert response.status_code == 200
@@ -188,7 +188,12 @@ async def test_the_container_healthcheck_reports_the_probe(
     """python -m cleaner.healthcheck exits 0 on a live daemon and 1 on a stalled one."""
     state, metrics = _fresh()
     async with serve_health(
-        state, metrics, host="127.0.0.1", port=0, stall_after_s=10, schedule="15m"
+        state,
+        metrics,
+        host="127.0.0.1",
+        port=0,
+        stall_after_s=10,
+        schedule=Schedule.parse("15m", now=datetime.now(UTC)),
     ) as port:
         monkeypatch.setenv("CLEANER_HTTP_PORT", str(port))
         assert await asyncio.to_thread(healthcheck.main) == 0
@@ -208,9 +213,8 @@ def test_a_cron_schedule_forgives_a_tick_until_a_period_after_it_was_due() -> No
             state,
             metrics,
             stall_after_s=60,
-            schedule="0 * * * *",
-            clock=_fixed(now),
-            wall=_fixed(wall),
+            schedule=Schedule.parse("0 * * * *", now=wall),
+            clock=FrozenClock(wall=wall, monotonic=now),
         )
         assert probes.live()[0] is alive, hours_since
 
@@ -220,5 +224,5 @@ def test_the_stall_bound_grows_only_under_a_tiny_request_budget() -> None:
     base = {"ANTHROPIC_API_KEY": "k", "CLEANER_RETENTION": "30d"}
     normal = Settings.model_validate(base)
     tiny = Settings.model_validate({**base, "CLEANER_REQUESTS_PER_MINUTE": "1"})
-    assert stall_after_s(normal) == MIN_STALL_AFTER_S
-    assert stall_after_s(tiny) == 3 * 60 / BudgetTuning().floor
+    assert stall_after_s(normal.requests_per_minute) == MIN_STALL_AFTER_S
+    assert stall_after_s(tiny.requests_per_minute) == 3 * 60 / BudgetTuning().floor

@@ -19,6 +19,7 @@ import pytest
 
 from cleaner.budget import RequestBudget
 from cleaner.client import BatchesClient, RetryPolicy
+from cleaner.clock import SystemClock
 from cleaner.cycle import CycleOptions, run_cycle
 from cleaner.emulator import Emulator, EmulatorConfig, Population, serve_in_thread
 from cleaner.models import CycleReport
@@ -205,7 +206,9 @@ async def one_cycle(
     """One real cycle at the emulator's "now"; returns its report and the events it logged."""
     log = log or EventLog()
     async with open_client(base_url, **client_options) as client:
-        report = await run_cycle(client, policy, options, log=log, now=emulator.now)
+        report = await run_cycle(
+            client, policy, options, log=log, clock=SystemClock(wall=emulator.now)
+        )
     return report, log
 
 

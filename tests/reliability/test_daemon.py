@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cleaner.bootstrap import build_daemon
 from cleaner.daemon import Daemon
 from cleaner.emulator import Emulator, FaultRule
 from cleaner.models import CycleReport
@@ -66,7 +67,9 @@ async def test_failing_cycles_are_logged_and_counted_and_the_next_cycle_still_ru
             emulator.configure(faults=())
 
     async with open_client(base_url) as client:
-        daemon = Daemon(settings, client, log=log, observers=(lift_the_cap_after_two_failures,))
+        daemon = build_daemon(
+            settings, client, log=log, observers=(lift_the_cap_after_two_failures,)
+        )
         await run_daemon_until(daemon, lambda: any(r.ok for r in reports))
     assert [r.ok for r in reports[:3]] == [False, False, True]
     assert len(log.named("listing_failed")) == 2
@@ -93,7 +96,7 @@ async def test_an_observer_that_raises_is_logged_and_the_daemon_carries_on(
     log = EventLog()
     settings = daemon_settings(base_url, world.policy.protected_ids)
     async with open_client(base_url) as client:
-        daemon = Daemon(settings, client, log=log, observers=(broken_once,))
+        daemon = build_daemon(settings, client, log=log, observers=(broken_once,))
         await run_daemon_until(daemon, lambda: len(calls) >= 2)
     assert [e["error"] for e in log.named("observer_failed")] == [
         "RuntimeError: metrics backend fell over"

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from cleaner.events import Exchange
 from cleaner.metrics import Metrics
 from cleaner.models import (
     ActionKind,
@@ -30,7 +31,7 @@ def _report(
     *,
     outcomes: Counter[tuple[ActionKind, Outcome]] | None = None,
     error: str | None = None,
-    seen: dict[ProcessingStatus, int] | None = None,
+    seen: dict[ProcessingStatus | str, int] | None = None,
 ) -> CycleReport:
     outcomes = Counter({(ActionKind.DELETE, Outcome.DELETED): 3}) if outcomes is None else outcomes
     return CycleReport(
@@ -125,7 +126,7 @@ def test_responses_count_by_endpoint_and_status_and_429s_separately() -> None:
     """on_response counts every exchange and the 429s among them."""
     metrics = Metrics(CollectorRegistry(), clock=lambda: 42.0)
     for status in ("200", "200", "429", "timeout"):
-        metrics.on_response("delete", status)
+        metrics.observe(_exchange("delete", status))
     assert _value(metrics, "cleaner_api_requests_total", endpoint="delete", status="200") == 2
     assert _value(metrics, "cleaner_api_requests_total", endpoint="delete", status="timeout") == 1
     assert _value(metrics, "cleaner_api_rate_limited_total", endpoint="delete") == 1
@@ -136,8 +137,8 @@ def test_responses_count_by_endpoint_and_status_and_429s_separately() -> None:
 def test_an_authentication_failure_is_not_an_answer_for_readiness() -> None:
     """A 401 or a timeout is heard, but does not make the API 'answered'."""
     metrics = Metrics(CollectorRegistry())
-    metrics.on_response("list", "401")
-    metrics.on_response("list", "connection_error")
+    metrics.observe(_exchange("list", "401"))
+    metrics.observe(_exchange("list", "connection_error"))
     assert not metrics.api_answered
     assert metrics.last_response_at is not None
 
@@ -178,9 +179,16 @@ def test_budget_and_mode_gauges_follow_what_they_are_given() -> None:
 def test_two_instances_on_fresh_registries_do_not_collide() -> None:
     """The registry is a seam: no global state, so tests can build as many as they like."""
     first, second = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
-    first.on_response("list", "200")
+    first.observe(_exchange("list", "200"))
     assert _value(first, "cleaner_api_requests_total", endpoint="list", status="200") == 1
     assert not [s for s in _samples(second) if s.name == "cleaner_api_requests_total"]
+
+
+def _exchange(endpoint: str, status: str) -> Exchange:
+    """An exchange as the client reports it: a status, or how the request failed."""
+    if status.isdecimal():
+        return Exchange(endpoint, int(status))
+    return Exchange(endpoint, None, status)
 
 
 def _version() -> str:
@@ -196,7 +204,7 @@ def test_promtool_finds_no_naming_problem_where_it_is_installed() -> None:
         pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
     metrics = Metrics(CollectorRegistry())
     metrics.observe_report(_report())
-    metrics.on_response("list", "200")
+    metrics.observe(_exchange("list", "200"))
     result = subprocess.run(
         [promtool, "check", "metrics"],
         input=generate_latest(metrics.registry),

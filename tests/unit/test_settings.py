@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from cleaner.durations import parse_duration
 from cleaner.errors import ConfigError
 from cleaner.models import AgeBasis
-from cleaner.settings import known_variables, load_settings, parse_duration, parse_schedule
+from cleaner.schedule import Schedule
+from cleaner.settings import known_variables, load_settings
+
+NOW = datetime(2026, 12, 2, tzinfo=UTC)
+
+
+def parse_schedule(text: str) -> timedelta | str | None:
+    """The schedule as the daemon reads it: an interval, or the cron text."""
+    parsed = Schedule.parse(text, now=NOW)
+    return parsed.interval or parsed.cron
+
 
 KEY = "sk-ant-test-key-0123456789"
 
@@ -205,4 +216,6 @@ def test_the_known_variables_are_the_documented_interface() -> None:
         "CLEANER_LOG_LEVEL",
         "CLEANER_HTTP_PORT",
         "CLEANER_SECRETS_DIR",
+        "CLEANER_HOLDS_FILE",
+        "CLEANER_MAX_DELETE_FRACTION",
     }

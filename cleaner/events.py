@@ -1,0 +1,169 @@
+"""What happens during a cycle, as frozen events; logs, metrics and health observe them.
+
+The cycle and the actor emit these and nothing else: :mod:`cleaner.logsink` turns each into
+its log line, :mod:`cleaner.metrics` into series, in one place each, so a log field and the
+metric that counts the same thing can never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from cleaner.commands import Finish
+from cleaner.models import Action, Batch, CycleReport, Hold, Plan, Progress
+from cleaner.policy import BlastRadius
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP exchange with the API ended: a status, or how it failed."""
+
+    endpoint: str
+    status: int | None  # None when no response arrived
+    failure: str | None = None  # "timeout" or "connection_error" when status is None
+
+    @property
+    def label(self) -> str:
+        """The status as a metric label: the number, or the kind of failure."""
+        return str(self.status) if self.status is not None else (self.failure or "error")
+
+    @property
+    def answered(self) -> bool:
+        """The API answered, with a status that shows our credentials are usable."""
+        return self.status is not None and self.status not in (401, 403)
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePlanned:
+    plan: Plan
+    dry_run: bool
+    max_actions: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunAction:
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested:
+    """The API accepted a cancel; ``batch`` is how it looked right after."""
+
+    action: Action
+    batch: Batch
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRefused:
+    action: Action
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFinished:
+    action: Action
+    finish: Finish
+
+
+@dataclass(frozen=True, slots=True)
+class ListingFailed:
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class ListingInterrupted:
+    """A stop was requested while listing: nothing was acted on."""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleAborted:
+    """A fatal error ended the cycle while it acted (logged once, whatever was in flight)."""
+
+    error: Exception
+    batch_id: str
+    step: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReported:
+    """A snapshot of a running cycle; ``final`` for the one taken when acting ended."""
+
+    progress: Progress
+    budget_per_minute: float
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditUnavailable:
+    """The receipts sink could not be written: nothing more is canceled or deleted."""
+
+    error: Exception
+    batch_id: str
+    step: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldsInvalid:
+    """The holds file broke while the daemon runs: this cycle acts on nothing."""
+
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRadiusExceeded:
+    """The plan acts on too large a share of the listing: this cycle acts on nothing."""
+
+    stop: BlastRadius
+
+
+@dataclass(frozen=True, slots=True)
+class HoldExpiring:
+    """A hold ends within a day; ``batch_ids`` are the batches it keeps now."""
+
+    hold: Hold
+    batch_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownStatuses:
+    """Batches with statuses this version does not know, kept; status -> count."""
+
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleFinished:
+    report: CycleReport
+
+
+Event = (
+    Exchange
+    | CyclePlanned
+    | DryRunAction
+    | CancelRequested
+    | CancelRefused
+    | ActionFinished
+    | ListingFailed
+    | ListingInterrupted
+    | CycleAborted
+    | AuditUnavailable
+    | HoldsInvalid
+    | BlastRadiusExceeded
+    | HoldExpiring
+    | UnknownStatuses
+    | ProgressReported
+    | CycleFinished
+)
+
+Observer = Callable[[Event], None]
+
+
+def fan_out(*observers: Observer) -> Observer:
+    """One observer that hands every event to each of ``observers`` in turn."""
+
+    def emit(event: Event) -> None:
+        for observe in observers:
+            observe(event)
+
+    return emit
