@@ -203,6 +203,114 @@ class BatchesClient:
             raise ApiResponseError(f"delete of {batch_id} was not confirmed: {data!r:.200}")
         return Deletion(confirmation=data, request_id=request_id)
 
+    async def results(
+        self, results_url: str, *, deadline_s: float | None = None
+    ) -> AsyncIterator[bytes]:
+        """The results file of an ended batch, chunk by chunk, in constant memory.
+
+        One request, paced and gated like every other call (the gate is held until the
+        body is done, so close the iterator: ``contextlib.aclosing``). ``results_url`` may
+        be relative to the base URL or absolute on the same host; any other host is refused
+        (it would receive our key). A failure before the body starts is retried like any
+        call; one midway raises ApiConnectionError at once: the caller has consumed part of
+        the body. ``deadline_s`` bounds the whole exchange (default: the request timeout);
+        a body idle longer than the client's read timeout is cut too.
+        """
+        url = self._results_target(results_url)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._deadline_s if deadline_s is None else deadline_s)
+        response = await self._open_results(url, deadline)
+        chunks = response.aiter_bytes()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(chunks, None)
+                except TimeoutError as exc:
+                    raise ApiConnectionError(
+                        f"GET {url.path}: results body not complete in time"
+                    ) from exc
+                except httpx.TransportError as exc:
+                    raise ApiConnectionError(
+                        f"GET {url.path}: results body cut: {type(exc).__name__}: {exc}"
+                    ) from exc
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            close = getattr(chunks, "aclose", None)  # httpx's iterator is a generator
+            if close is not None:
+                await close()
+            await response.aclose()
+            self._gate.release()
+
+    async def _open_results(self, url: httpx.URL, deadline: float) -> httpx.Response:
+        """A 2xx results response whose body is still unread, holding the gate."""
+        retrying = stamina.retry_context(
+            on=self._retry_decision,
+            attempts=self._retry.attempts,
+            timeout=self._retry.total_s,
+            wait_initial=self._retry.wait_initial_s,
+            wait_max=self._retry.wait_max_s,
+            wait_jitter=self._retry.wait_jitter_s,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if attempt.num > 1:
+                        self.stats.retries += 1
+                    return await self._results_head(url, deadline)
+        except ApiConnectionError as exc:
+            raise ApiUnreachableError(f"GET {url.path}: no response after retries: {exc}") from exc
+        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+    async def _results_head(self, url: httpx.URL, deadline: float) -> httpx.Response:
+        """One attempt: the status and headers; an error status raises (gate released)."""
+        await self._budget.acquire()
+        await self._gate.acquire()
+        try:
+            self.stats.requests += 1
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await self._http.send(
+                        self._http.build_request("GET", url), stream=True
+                    )
+                    if response.status_code // 100 != 2:
+                        body = await _bounded_body(response)
+            except TimeoutError as exc:
+                self._count("results", "timeout")
+                raise ApiConnectionError(f"GET {url.path}: no response in time") from exc
+            except httpx.TransportError as exc:
+                self._count("results", "connection_error")
+                raise ApiConnectionError(f"GET {url.path}: {type(exc).__name__}: {exc}") from exc
+            self._count("results", str(response.status_code))
+            if response.status_code != 429:
+                self._budget.accepted()
+            self._note_rate_headers(response.headers)
+            if response.status_code // 100 != 2:
+                answer = _Answer(response.status_code, body, response.headers)
+                raise self._status_error("GET", url.path, answer)
+        except BaseException:
+            self._gate.release()
+            raise
+        return response
+
+    def _results_target(self, results_url: str) -> httpx.URL:
+        """Where to fetch results: refuses any host but the configured API's."""
+        base = self._http.base_url
+        try:
+            given = httpx.URL(results_url)
+        except httpx.InvalidURL as exc:
+            raise ApiResponseError(f"results_url is not a URL: {exc}") from exc
+        if not given.is_absolute_url:
+            return given  # relative: build_request puts it under the base URL, like calls
+        if _origin(given) != _origin(base):
+            raise ApiResponseError(
+                f"refusing results_url on {given.host!r}: only the API host {base.host!r} "
+                "may receive our credentials"
+            )
+        return given
+
     # --- one call, with retries
 
     async def _call(
@@ -476,6 +584,24 @@ def _safe_id(batch_id: str) -> str:
     if not batch_id or any(ch in batch_id for ch in "/?#%\\ ") or batch_id in {".", ".."}:
         raise ApiResponseError(f"refusing to use a malformed batch id: {batch_id!r}")
     return batch_id
+
+
+async def _bounded_body(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
+    """Up to ``limit`` bytes of an error body: enough for the envelope, never a whole file."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    await response.aclose()
+    return b"".join(chunks)[:limit]
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port or default
 
 
 __all__ = ["BatchesClient", "ClientStats", "Deletion", "NotFoundError", "Page", "RetryPolicy"]

@@ -33,7 +33,6 @@ from cleaner.emulator.asgi import (
     lifespan,
     read_body,
     respond,
-    respond_stream,
     send_partial_then_abort,
 )
 from cleaner.emulator.emulator import Emulator
@@ -45,6 +44,7 @@ from cleaner.emulator.faults import (
     retry_after_headers,
 )
 from cleaner.emulator.ratelimit import Admission
+from cleaner.emulator.results import BODY_FAULTS, cut_midway, stream_body
 from cleaner.emulator.routing import Route, route
 from cleaner.emulator.validation import parse_create, parse_list_query
 from cleaner.emulator.wire import ApiError, JsonObject, error_json, invalid, request_id
@@ -108,9 +108,12 @@ class _Request:
     chunks: Iterator[bytes] | None = None
     workspace: WorkspaceSpec | None = None  # what the credentials resolved to
     limit_headers: list[Header] = field(default_factory=list)
+    receive: Receive | None = None  # the results stream watches it for a disconnect
+    body_fault: tuple[str, FaultRule] | None = None  # a results body fault (results.py)
 
     async def serve(self, body: bytes, receive: Receive) -> None:
         emulator = self.app.emulator
+        self.receive = receive
         self.workspace = emulator.resolve(Presented.from_scope(self.scope))
         if self.route.error is not None and self.route.endpoint == "other":
             await self.fail(self.route.error)
@@ -207,7 +210,9 @@ class _Request:
             self._record(0, self.route.batch_id, kind, changed=False)
             await self._hang(receive, DEFAULT_HANG_S if rule.seconds is None else rule.seconds)
             return True
-        return False  # drop_after: act first, then drop (in serve)
+        if kind in BODY_FAULTS:
+            self.body_fault = (kind, rule)
+        return False  # drop_after: act first, then drop (in serve); body faults: in _answer
 
     async def _hang(self, receive: Receive, seconds: float) -> None:
         """Say nothing until the client gives up, `seconds` pass, or the server stops."""
@@ -243,17 +248,23 @@ class _Request:
         if endpoint == "delete":
             return 200, emulator.delete(batch_id, workspace=ws), True
         self.chunks = emulator.results(batch_id, workspace=ws)
+        if self.body_fault is not None and self.body_fault[0] == "cut_body":
+            total = emulator.results_total(batch_id, workspace=ws)
+            self.chunks = cut_midway(self.chunks, total)
         return 200, None, False  # results: streamed by _answer
 
     async def _answer(self, status: int, payload: JsonObject | None, changed: bool) -> None:
         if payload is None:
-            self._record(status, self.route.batch_id, None, changed)
-            await respond_stream(
+            fault, rule = self.body_fault or (None, None)
+            self._record(status, self.route.batch_id, fault, changed)
+            await stream_body(
                 self.send,
-                status,
-                self.chunks or (),
-                content_type=b"application/x-jsonl",
+                self.receive,
+                self.chunks or iter(()),
                 headers=self._headers(),
+                fault=fault,
+                fault_seconds=None if rule is None else rule.seconds,
+                stopping=self.app.stopping,
             )
             return
         self._record(status, _batch_id_of(payload, self.route), None, changed)

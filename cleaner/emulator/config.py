@@ -32,6 +32,7 @@ class EmulatorConfig:
     faults: tuple[FaultRule, ...] = ()
     create_on_list: int = 0
     seed: int = 0
+    results_line_bytes: int = 0  # > 0: pad every results line to this size (results.py)
     workspaces: tuple[WorkspaceSpec, ...] = ()  # besides the default one (which has api_key)
     workspace_mismatch: MismatchMode = "403"
     ratelimit_headers: bool = False
@@ -52,6 +53,8 @@ class EmulatorConfig:
             raise ValueError("rate_limit_rpm must be > 0 (or None for no limit)")
         if self.create_on_list < 0:
             raise ValueError("create_on_list must be >= 0")
+        if self.results_line_bytes < 0:
+            raise ValueError("results_line_bytes must be >= 0")
         if not all(isinstance(rule, FaultRule) for rule in self.faults):
             raise ValueError("faults must be FaultRule objects")
         if self.workspace_mismatch not in ("403", "ignore"):
@@ -77,6 +80,7 @@ _INTEGERS = (
     "cancel_canceling_status",
     "create_on_list",
     "seed",
+    "results_line_bytes",
     "refuse_delete_status",
 )
 

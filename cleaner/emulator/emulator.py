@@ -16,6 +16,7 @@ from typing import Literal
 from cleaner.emulator.clock import to_us
 from cleaner.emulator.faults import Firing
 from cleaner.emulator.journal import MUTATING_ENDPOINTS, JournalEntry
+from cleaner.emulator.results import result_chunks
 from cleaner.emulator.seeding import Population
 from cleaner.emulator.state import EmulatorState
 from cleaner.emulator.store import SECOND_US, BatchRecord, BatchStore, archive_us, new_ids, observe
@@ -27,7 +28,6 @@ from cleaner.emulator.wire import (
     invalid,
     not_found,
     page_json,
-    result_lines,
     state_error,
     status_error,
 )
@@ -215,7 +215,13 @@ class Emulator(EmulatorState):
                 raise ApiError(
                     404, "not_found_error", f"results of {batch_id!r} are archived and gone"
                 )
-        return result_lines(record, now_us)
+        return result_chunks(record, now_us, line_bytes=self.config.results_line_bytes)
+
+    def results_total(self, batch_id: str, *, workspace: str | None = None) -> int:
+        """How many lines the results file of `batch_id` has (its final request count)."""
+        with self._lock:
+            record = self._live(batch_id, workspace)
+            return record.request_count
 
     # ----- helpers -----
 

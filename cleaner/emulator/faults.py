@@ -36,6 +36,8 @@ FaultKind = Literal[
     "hang",  # no answer for rule.seconds (default 120) or until the client gives up
     "reset_before",  # drop the connection before acting: no state change
     "drop_after",  # act (e.g. really delete), then drop the connection mid-response
+    "cut_body",  # results only: half the body, then the connection drops (results.py)
+    "trickle",  # results only: the body in small pieces, rule.seconds (default 1) apart
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
