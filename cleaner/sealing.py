@@ -79,23 +79,31 @@ async def seal_pending(
     if header.get("kind") != "cycle" or header.get("seq") != 0:
         raise SealError(f"{segments[0]} does not start with its cycle's header")
     target = layout.cycle_object(parse_timestamp(str(header["started_at"])), cycle_id)
-    head = await read_head(store, layout)
     done = await store.head(target)
-    if done is not None:
+    try:
+        head = await read_head(store, layout)
+    except SealError:
+        if done is None or header.get("prev_object") is not None:
+            raise
+        head = None  # the very first cycle stopped between its object and HEAD
+    if head is not None and head.object == target:
+        seal = None  # sealed and HEAD moved: only the segments are left to remove
+    elif (header.get("prev_object"), header.get("prev")) != (
+        (head.object, head.hash) if head else (None, None)
+    ):
+        raise SealError(f"cycle {cycle_id} does not continue from {layout.head}")
+    elif done is not None:
         seal = decode((await store.get(target)).splitlines()[-1])
     elif len(segments) == 1 and len(first) == 1:
         seal = None  # nothing happened in this cycle: no object for it
     else:
-        expected = (head.object, head.hash) if head else (None, None)
-        if (header.get("prev_object"), header.get("prev")) != expected:
-            raise SealError(f"cycle {cycle_id} does not continue from {layout.head}")
-        start = Link(seq=0, prev=expected[1])
+        start = Link(seq=0, prev=head.hash if head else None)
         writer = _SealWriter(
             store, segments, cycle_id=cycle_id, start=start, clock=clock, recovered=recovered
         )
         await store.put_stream(target, writer.lines())
         seal = writer.seal
-    if seal is not None and (head is None or head.object != target):
+    if seal is not None:
         records = int(str(seal["seq"])) + 1
         body = {"object": target, "hash": seal["hash"], "records": records}
         await store.put(layout.head, orjson.dumps(body) + b"\n")
