@@ -107,8 +107,7 @@ async def seal_pending(
         records = int(str(seal["seq"])) + 1
         body = {"object": target, "hash": seal["hash"], "records": records}
         await store.put(layout.head, orjson.dumps(body) + b"\n")
-    for path in segments:
-        await store.delete(path)
+    await store.delete_many(segments)
 
 
 class _SealWriter:
