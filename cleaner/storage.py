@@ -262,15 +262,13 @@ class Store:
         if self._local_root is None:
             return
         try:
-            await self._fsync_dirs(self._local_root / path)
+            await self._fsync_dirs(self._local_root, self._local_root / path)
         except OSError as exc:
             raise self._translate(exc, "fsync", path) from exc
 
-    async def _fsync_dirs(self, file: Path) -> None:
+    async def _fsync_dirs(self, root: Path, file: Path) -> None:
         # The file's data, its entry in its directory, and the entry of every directory
         # the put may have created (once durable, a directory's own entry stays so).
-        root = self._local_root
-        assert root is not None
         todo = [file, file.parent]
         for directory in file.parents:
             if (
