@@ -86,7 +86,6 @@ class ApiUnreachableError(ApiConnectionError):
     """The API stayed unreachable through every retry; the cycle cannot go on."""
 
 
-
 class FederationError(ApiError):
     """Exchanging the identity token for an access token failed.
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -182,8 +182,6 @@ class Store:
     ) -> None:
         """Write an object from an async iterator, multipart; it appears only when complete.
 
-        At most ``max_concurrency`` parts of ``chunk_size`` are in flight at once, which
-        bounds the memory an upload holds (obstore's own default is 12 parts).
         An exception raised by ``chunks`` itself propagates unchanged: it is the
         source's failure, not the store's.
         """
@@ -195,7 +193,7 @@ class Store:
                 source,
                 use_multipart=True,
                 chunk_size=chunk_size,
-                max_concurrency=max_concurrency,
+                max_concurrency=max_concurrency,  # bounds memory: obstore's default is 12
             )
         except Exception as exc:
             if exc is source.failure:
@@ -246,31 +244,42 @@ class Store:
 
     async def delete(self, path: str) -> None:
         """Remove the object; removing one that does not exist is not an error."""
-        try:
-            await obstore.delete_async(self._inner, path)
-        except FileNotFoundError:
+        await self.delete_many([path])
+
+    async def delete_many(self, paths: Sequence[str]) -> None:
+        """Remove objects (S3 batches them, up to 1,000 a request); missing ones are fine.
+
+        Removal is not fsynced on ``file://``: nothing here relies on a deletion
+        surviving a crash.
+        """
+        if not paths:
             return
+        try:
+            await obstore.delete_async(self._inner, list(paths))
+        except FileNotFoundError:
+            # The local store stops at the first missing path: go one by one.
+            for path in paths:
+                try:
+                    await obstore.delete_async(self._inner, path)
+                except FileNotFoundError:
+                    continue
+                except Exception as exc:
+                    raise self._translate(exc, "delete", path) from exc
         except Exception as exc:
-            raise self._translate(exc, "delete", path) from exc
-        if self._local_root is not None:
-            await self._fsync_dirs(self._local_root / path, new_entry=False)
+            raise self._translate(exc, "delete", paths[0]) from exc
 
     async def _make_durable(self, path: str) -> None:
         if self._local_root is None:
             return
         try:
-            await self._fsync_dirs(self._local_root / path, new_entry=True)
+            await self._fsync_dirs(self._local_root, self._local_root / path)
         except OSError as exc:
             raise self._translate(exc, "fsync", path) from exc
 
-    async def _fsync_dirs(self, file: Path, *, new_entry: bool) -> None:
+    async def _fsync_dirs(self, root: Path, file: Path) -> None:
         # The file's data, its entry in its directory, and the entry of every directory
         # the put may have created (once durable, a directory's own entry stays so).
-        root = self._local_root
-        if root is None:  # only local stores have directories to fsync
-            raise StorageError("fsync: not a local store", store=self._described, path=str(file))
-        todo: list[Path] = [file] if new_entry else []
-        todo.append(file.parent)
+        todo = [file, file.parent]
         for directory in file.parents:
             if (
                 directory == root

@@ -178,3 +178,13 @@ async def test_the_s3_fixture_really_talks_to_moto(s3_server: S3Server, s3_url: 
     assert store.describe().startswith("s3://cleaner-test-")
     await store.put("probe", b"1")
     assert s3_server.endpoint.startswith("http://127.0.0.1:")
+
+
+async def test_delete_many_removes_several_missing_ones_included(store_url: str) -> None:
+    """delete_many removes every named object and ignores names that do not exist."""
+    store = open_store(store_url)
+    for path in ["m/1", "m/2", "m/3", "m/4"]:
+        await store.put(path, b"x")
+    await store.delete_many(["m/1", "m/missing", "m/3"])
+    assert await store.list("m") == ["m/2", "m/4"]
+    await store.delete_many([])
