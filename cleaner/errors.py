@@ -7,7 +7,9 @@ Library errors (httpx, pydantic) are translated where they enter, and chained wi
     ├── ConfigError                  bad environment; exit 2 before any request
     └── ApiError                     anything the Batches API did or failed to do
         ├── ApiConnectionError       no usable response: refused, reset, timed out
-        │   └── ApiUnreachableError  ... still so after every retry: ends the cycle
+        │   ├── ApiUnreachableError  ... still so after every retry: ends the cycle
+        │   └── UntrustedCertificateError  the server's TLS certificate failed
+        │                            verification: configuration, never retried; ends the cycle
         ├── ApiResponseError         a response we cannot trust (bad JSON, bad shape)
         │   └── ListingError         a listing that does not terminate or repeats itself
         └── ApiStatusError           an error status with the documented envelope
@@ -56,6 +58,16 @@ class ApiConnectionError(ApiError):
 
 class ApiUnreachableError(ApiConnectionError):
     """The API stayed unreachable through every retry; the cycle cannot go on."""
+
+    retryable = False
+
+
+class UntrustedCertificateError(ApiConnectionError):
+    """The server's certificate was not trusted: the CA store is wrong, not the network.
+
+    Behind a TLS-intercepting proxy this means the proxy's CA is missing from the store
+    SSL_CERT_FILE / SSL_CERT_DIR name; retrying cannot help.
+    """
 
     retryable = False
 
