@@ -114,9 +114,11 @@ def _entry_matches(
         except ValueError:
             return False
     try:
-        return address is not None and address == ipaddress.ip_address(name)
+        literal = ipaddress.ip_address(name)
     except ValueError:
-        pass
+        literal = None
+    if literal is not None:
+        return address == literal
     name = name.removeprefix("*").lstrip(".").rstrip(".")
     return bool(name) and address is None and (host == name or host.endswith("." + name))
 

@@ -22,6 +22,7 @@ transport that
 
 from __future__ import annotations
 
+import base64
 import ssl
 from collections.abc import AsyncIterator
 from typing import NoReturn
@@ -61,8 +62,24 @@ def transport(
         verify=ssl_context,
         trust_env=False,
         limits=limits,
-        proxy=httpx.Proxy(proxy) if proxy else None,
+        proxy=_proxy(proxy) if proxy else None,
         client=lambda: _session(limits=limits, ssl_context=ssl_context),
+    )
+
+
+def _proxy(url: str) -> httpx.Proxy:
+    """The proxy, its ``user:password@`` (if any) moved into a Proxy-Authorization header.
+
+    httpx-aiohttp would pass credentials as aiohttp's ``BasicAuth``, deprecated in aiohttp
+    3.14; a header is what aiohttp recommends instead, and it never appears in the URL.
+    """
+    parsed = httpx.URL(url)
+    if not (parsed.username or parsed.password):
+        return httpx.Proxy(parsed)
+    token = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode("ascii")
+    return httpx.Proxy(
+        parsed.copy_with(username=None, password=None),
+        headers={"proxy-authorization": f"Basic {token}"},
     )
 
 
