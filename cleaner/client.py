@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -39,7 +40,7 @@ from cleaner.errors import (
 )
 from cleaner.models import Batch
 from cleaner.network import proxy_for, trust_context
-from cleaner.transport import certificate_problem, is_untrusted_certificate, transport
+from cleaner.transport import NoCookies, certificate_problem, is_untrusted_certificate, transport
 
 API_VERSION = "2023-06-01"
 PAGE_LIMIT = 1000  # the API's maximum: fewest list requests per batch
@@ -120,6 +121,7 @@ class BatchesClient:
     ) -> None:
         self._http = http
         self._clock = clock
+        self._base = str(http.base_url).rstrip("/")  # absolute URLs: httpx parses each once
         self._max_pages = max_pages
         self._budget = budget
         self._gate = asyncio.Semaphore(concurrency)
@@ -164,6 +166,7 @@ class BatchesClient:
             ),
             follow_redirects=False,
             trust_env=False,  # decided above, once, from ``environ``
+            cookies=NoCookies(),  # the jar itself: httpx would copy a Cookies into a new jar
         )
 
     @property
@@ -320,7 +323,9 @@ class BatchesClient:
         return answer
 
     async def _send(self, method: str, path: str, params: dict[str, str | int] | None) -> _Answer:
-        request = self._http.build_request(method, path, params=params)
+        # One absolute URL string: a relative path and params would each be parsed again.
+        url = self._base + path + ("?" + urlencode(params) if params else "")
+        request = self._http.build_request(method, url)
         response = await self._http.send(request, stream=True)
         try:
             chunks: list[bytes] = []
