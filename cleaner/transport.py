@@ -182,7 +182,8 @@ class _Body(httpx.AsyncByteStream):
     __slots__ = ("_inner",)
 
     def __init__(self, inner: httpx.AsyncByteStream | httpx.SyncByteStream) -> None:
-        assert isinstance(inner, httpx.AsyncByteStream)
+        if not isinstance(inner, httpx.AsyncByteStream):
+            raise TypeError("an async transport answered with a sync body")  # never, per type
         self._inner = inner
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
