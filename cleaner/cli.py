@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
-import threading
-import urllib.request
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from urllib.parse import urlsplit
 
 from cleaner import __version__
 from cleaner.errors import ConfigError
 from cleaner.logs import configure_logging, get_logger
+from cleaner.network import check_host_resolves as check_host_resolves  # also ours to export
 from cleaner.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -98,44 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(show_plan(settings, fmt=args.format))
     configure_logging(settings.log_level, secrets=[secret])
     return asyncio.run(_run(settings, once=args.once))
-
-
-#: getaddrinfo answers meaning "this name does not exist", as opposed to "DNS is down now".
-_NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-DNS_CHECK_S = 5.0
-
-
-def check_host_resolves(base_url: str, *, timeout_s: float = DNS_CHECK_S) -> None:
-    """Raise ConfigError naming ANTHROPIC_BASE_URL when its host certainly does not exist.
-
-    A typo in the host is a configuration error (exit 2), not an outage to retry for two
-    minutes. Only a definite "no such name" counts: a DNS server that is slow or down
-    (EAI_AGAIN, no answer within ``timeout_s``) is left to the client's retries, and when
-    the environment sets a proxy for the scheme, resolving is the proxy's business.
-    """
-    parts = urlsplit(base_url)
-    host = parts.hostname
-    if host is None:
-        return
-    proxies = urllib.request.getproxies_environment()
-    if proxies.get(parts.scheme) or proxies.get("all"):
-        return  # the proxy resolves the name (NO_PROXY aside: skipping is the safe side)
-    failure: list[socket.gaierror] = []
-
-    def lookup() -> None:
-        try:
-            socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            failure.append(exc)
-
-    # A daemon thread: a resolver that hangs must not hold the process at exit.
-    thread = threading.Thread(target=lookup, name="dns-check", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if failure and failure[0].errno in _NO_SUCH_HOST:
-        raise ConfigError(
-            {"ANTHROPIC_BASE_URL": f"host {host!r} does not resolve ({failure[0].strerror})"}
-        )
 
 
 async def _run(settings: Settings, *, once: bool) -> int:

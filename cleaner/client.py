@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import os
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -34,10 +37,12 @@ from cleaner.errors import (
     NotFoundError,
     RateLimitError,
     SpendCapError,
+    UntrustedCertificateError,
     status_error,
 )
 from cleaner.models import Batch
-from cleaner.transport import transport
+from cleaner.network import proxy_for, trust_context
+from cleaner.transport import NoCookies, certificate_problem, is_untrusted_certificate, transport
 
 API_VERSION = "2023-06-01"
 PAGE_LIMIT = 1000  # the API's maximum: fewest list requests per batch
@@ -115,10 +120,13 @@ class BatchesClient:
         on_response: Callable[[str, str], None] | None = None,
         max_pages: int = MAX_PAGES,
         now: Callable[[], datetime] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         # Wall-clock "now", for retry-after dates and ratelimit reset times.
         self._now = now or functools.partial(datetime.now, UTC)
+        self._clock = clock
+        self._base = str(http.base_url).rstrip("/")  # absolute URLs: httpx parses each once
         self._max_pages = max_pages
         self._budget = budget
         self._gate = asyncio.Semaphore(concurrency)
@@ -131,9 +139,21 @@ class BatchesClient:
 
     @staticmethod
     def http_client(
-        *, base_url: str, api_key: str, request_timeout_s: float, concurrency: int
+        *,
+        base_url: str,
+        api_key: str,
+        request_timeout_s: float,
+        concurrency: int,
+        environ: Mapping[str, str] | None = None,
     ) -> httpx.AsyncClient:
-        """The production HTTP client: keep-alive pool sized to the concurrency."""
+        """The production HTTP client: keep-alive pool sized to the concurrency, no redirects.
+
+        The proxy (HTTPS_PROXY, NO_PROXY, ...) and the trust store (SSL_CERT_FILE,
+        SSL_CERT_DIR) come from ``environ``, the process environment by default, decided
+        here once for the base URL. Raises ConfigError naming a variable that is unusable.
+        """
+        env = os.environ if environ is None else environ
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         return httpx.AsyncClient(
             base_url=base_url,
             headers={
@@ -145,11 +165,13 @@ class BatchesClient:
             timeout=httpx.Timeout(request_timeout_s, connect=min(10.0, request_timeout_s)),
             # The limits go on the transport: a client given one ignores its own.
             transport=transport(
-                limits=httpx.Limits(
-                    max_connections=concurrency, max_keepalive_connections=concurrency
-                )
+                limits=limits,
+                ssl_context=trust_context(environ=env),
+                proxy=proxy_for(base_url, environ=env),
             ),
             follow_redirects=False,
+            trust_env=False,  # decided above, once, from ``environ``
+            cookies=NoCookies(),  # the jar itself: httpx would copy a Cookies into a new jar
         )
 
     @property
@@ -321,27 +343,58 @@ class BatchesClient:
         *,
         params: dict[str, str | int] | None = None,
     ) -> tuple[Any, str | None]:
-        """The parsed JSON body of a successful call, and its request id."""
-        retrying = stamina.retry_context(
-            on=self._retry_decision,
-            attempts=self._retry.attempts,
-            timeout=self._retry.total_s,
-            wait_initial=self._retry.wait_initial_s,
-            wait_max=self._retry.wait_max_s,
-            wait_jitter=self._retry.wait_jitter_s,
-        )
+        """The parsed JSON body of a successful call, and its request id.
+
+        The first attempt runs bare; only a retryable failure enters stamina's loop (most
+        calls succeed at once, and building the loop costs more than the rest of a call).
+        """
+        started = self._clock()
         try:
-            async for attempt in retrying:
-                with attempt:
-                    if attempt.num > 1:
-                        self.stats.retries += 1
-                    answer = await self._exchange(endpoint, method, path, params)
-        except ApiConnectionError as exc:
-            raise ApiUnreachableError(f"{method} {path}: no response after retries: {exc}") from exc
+            answer = await self._exchange(endpoint, method, path, params)
+        except ApiError as exc:
+            if not self._retry_decision(exc):
+                _give_up(method, path, exc)
+            try:
+                answer = await self._retrying(
+                    exc, self._clock() - started, endpoint, method, path, params
+                )
+            except ApiError as last:
+                _give_up(method, path, last)
         try:
             return orjson.loads(answer.body), answer.headers.get("request-id")
         except orjson.JSONDecodeError as exc:
             raise ApiResponseError(f"{method} {path}: response is not JSON: {exc}") from exc
+
+    async def _retrying(
+        self,
+        first: ApiError,
+        elapsed_s: float,
+        endpoint: str,
+        method: str,
+        path: str,
+        params: dict[str, str | int] | None,
+    ) -> _Answer:
+        """stamina's loop after a first failed attempt, exactly as if it had run it.
+
+        Its attempt 1 replays the failure already seen, so attempt numbers, backoff and
+        the ``retry-after`` hook are stamina's own; its clock starts after that attempt,
+        so the time it already took comes off the total.
+        """
+        retrying = stamina.retry_context(
+            on=self._retry_decision,
+            attempts=self._retry.attempts,
+            timeout=max(self._retry.total_s - elapsed_s, 1e-9),  # 0 would mean "no limit"
+            wait_initial=self._retry.wait_initial_s,
+            wait_max=self._retry.wait_max_s,
+            wait_jitter=self._retry.wait_jitter_s,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if attempt.num == 1:
+                    raise first
+                self.stats.retries += 1
+                return await self._exchange(endpoint, method, path, params)
+        raise AssertionError("stamina's loop ends by returning or raising")  # pragma: no cover
 
     def _retry_decision(self, exc: Exception) -> bool | float:
         """stamina's hook: False to give up, True for backoff, a float to wait that long."""
@@ -367,6 +420,12 @@ class BatchesClient:
                 ) from exc
             except httpx.TransportError as exc:
                 self._count(endpoint, "connection_error")
+                if is_untrusted_certificate(exc):
+                    raise UntrustedCertificateError(
+                        f"{method} {path}: the server's TLS certificate was not trusted "
+                        f"({certificate_problem(exc)}); if a proxy or private CA signs it, "
+                        "name its CA bundle in SSL_CERT_FILE or SSL_CERT_DIR"
+                    ) from exc
                 raise ApiConnectionError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         self._count(endpoint, str(answer.status))
         if answer.status != 429:
@@ -377,7 +436,9 @@ class BatchesClient:
         return answer
 
     async def _send(self, method: str, path: str, params: dict[str, str | int] | None) -> _Answer:
-        request = self._http.build_request(method, path, params=params)
+        # One absolute URL string: a relative path and params would each be parsed again.
+        url = self._base + path + ("?" + urlencode(params) if params else "")
+        request = self._http.build_request(method, url)
         response = await self._http.send(request, stream=True)
         try:
             chunks: list[bytes] = []
@@ -495,6 +556,13 @@ class BatchesClient:
 
 class CursorNotFoundError(NotFoundError):
     """A listing cursor answered 404: its batch is gone and the API forgot its place."""
+
+
+def _give_up(method: str, path: str, exc: ApiError) -> NoReturn:
+    """End a call with ``exc``; a connection error is, by now, the API being unreachable."""
+    if isinstance(exc, ApiConnectionError) and not isinstance(exc, UntrustedCertificateError):
+        raise ApiUnreachableError(f"{method} {path}: no response after retries: {exc}") from exc
+    raise exc
 
 
 def _retry_after_s(headers: Mapping[str, str], *, now: datetime) -> float | None:

@@ -9,7 +9,9 @@ Library errors (httpx, pydantic) are translated where they enter, and chained wi
     └── ApiError                     anything the Batches API did or failed to do
         ├── FederationError          the identity-token exchange failed (4xx: fatal)
         ├── ApiConnectionError       no usable response: refused, reset, timed out
-        │   └── ApiUnreachableError  ... still so after every retry: ends the cycle
+        │   ├── ApiUnreachableError  ... still so after every retry: ends the cycle
+        │   └── UntrustedCertificateError  the server's TLS certificate failed
+        │                            verification: configuration, never retried; ends the cycle
         ├── ApiResponseError         a response we cannot trust (bad JSON, bad shape)
         │   └── ListingError         a listing that does not terminate or repeats itself
         └── ApiStatusError           an error status with the documented envelope
@@ -112,6 +114,14 @@ class FederationError(ApiError):
         if retryable is None:  # no status: the endpoint was not reached
             retryable = status is None or status >= 500 or status in (408, 429)
         self.retry_override = retryable
+
+
+class UntrustedCertificateError(ApiConnectionError):
+    """The server's certificate was not trusted: the CA store is wrong, not the network.
+
+    Behind a TLS-intercepting proxy this means the proxy's CA is missing from the store
+    SSL_CERT_FILE / SSL_CERT_DIR name; retrying cannot help: it ends the cycle.
+    """
 
 
 class ApiResponseError(ApiError):
@@ -228,6 +238,7 @@ class Disposition:
 ERROR_POLICY: tuple[tuple[type[ApiError], Disposition], ...] = (
     (FederationError, Disposition(retried=False, ends_cycle=True)),
     (ApiUnreachableError, Disposition(retried=False, ends_cycle=True)),
+    (UntrustedCertificateError, Disposition(retried=False, ends_cycle=True)),
     (ApiConnectionError, Disposition(retried=True, ends_cycle=False)),
     (SpendCapError, Disposition(retried=False, ends_cycle=True)),
     (RateLimitError, Disposition(retried=True, ends_cycle=False)),

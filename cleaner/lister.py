@@ -16,7 +16,7 @@ from datetime import datetime
 
 from cleaner.client import BatchesClient, CursorNotFoundError
 from cleaner.errors import NotFoundError
-from cleaner.listing import DEFAULT_LIMITS, Limits, ListingMemory, decide
+from cleaner.listing import DEFAULT_LIMITS, Limits, ListingMemory, SegmentKind, decide
 from cleaner.listing_scan import Scan
 from cleaner.models import Batch, Plan
 from cleaner.policy import RetentionPolicy, merge, policy_sha256
@@ -51,7 +51,10 @@ class ListingState:
     def finish(self, done: Iterable[str]) -> None:
         """The cycle acted; ``done``: ids now gone. Keeps the memory for the next cycle."""
         if self.scan is not None and self.incremental:
-            self.memory = self.scan.finish(done=done)
+            try:
+                self.memory = self.scan.finish(done=done)
+            except RuntimeError:  # the scan did not see its listing to the end: start over
+                self.memory = None
         self.scan = None
 
     def abandon(self) -> None:
@@ -107,6 +110,17 @@ async def list_and_plan(
             scan.retrieved(batch)
             plans.append(plan_batches(fresh([batch]), policy, now))
         while (segment := scan.next_segment()) is not None:
+            if segment.kind is SegmentKind.FULL:
+                # The whole listing, through the guarded pager every full listing has always
+                # used; the scan only takes notes for the next cycle.
+                wanted = True
+                async for page in client.pages(limit=state.limits.page_limit):
+                    plans.append(plan_batches(page.batches, policy, now))
+                    if stop is not None and stop.is_set():
+                        raise Interrupted
+                    if wanted:
+                        wanted = scan.absorb(segment, page.batches, has_more=page.has_more)
+                continue
             try:
                 async for page in client.page_range(
                     before_id=segment.before_id, limit=state.limits.page_limit

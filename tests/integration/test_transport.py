@@ -1,27 +1,14 @@
-"""The client's transport: httpx's pool, with an idle check that still sees a server close."""
+"""The client's transport: httpx's interface over aiohttp's pool, on real loopback sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 import httpx
 
-from cleaner.transport import is_readable, transport
-
-
-def test_a_socket_is_readable_only_once_the_peer_has_spoken_or_closed() -> None:
-    """An idle open socket is not readable; after the peer closes, or when gone, it is."""
-    left, right = socket.socketpair()
-    try:
-        assert is_readable(left) is False
-        right.close()
-        assert is_readable(left) is True
-    finally:
-        left.close()
-    assert is_readable(left) is True  # closed: fileno() is -1
-    assert is_readable(None) is True
+from cleaner.network import trust_context
+from cleaner.transport import transport
 
 
 async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
@@ -51,7 +38,9 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
     port = server.sockets[0].getsockname()[1]
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     async with server:
-        async with httpx.AsyncClient(transport=transport(limits=limits)) as http:
+        async with httpx.AsyncClient(
+            transport=transport(limits=limits, ssl_context=trust_context(environ={}), proxy=None)
+        ) as http:
             for _ in range(2):
                 assert (await http.get(f"http://127.0.0.1:{port}/")).text == "ok"
             await asyncio.sleep(0.1)  # the server closes the idle connection meanwhile
