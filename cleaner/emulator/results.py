@@ -27,8 +27,8 @@ from collections.abc import Iterator
 import orjson
 
 from cleaner.emulator.asgi import Header, Receive, Send, abort_connection
-from cleaner.emulator.store import BatchRecord, ResultType, observe
-from cleaner.emulator.wire import JsonObject, error_json, result_lines
+from cleaner.emulator.store import BatchRecord, ResultType
+from cleaner.emulator.wire import JsonObject, error_json, result_lines, result_plan
 
 BODY_FAULTS = frozenset({"cut_body", "trickle"})
 CHUNK_BYTES = 64 * 1024
@@ -44,13 +44,7 @@ def result_chunks(record: BatchRecord, now_us: int, *, line_bytes: int) -> Itera
 
 
 def _padded(record: BatchRecord, now_us: int, line_bytes: int) -> Iterator[bytes]:
-    seen = observe(record, now_us)
-    plan: list[tuple[ResultType, int]] = [
-        ("succeeded", seen.succeeded),
-        ("errored", seen.errored),
-        ("canceled", seen.canceled),
-        ("expired", seen.expired),
-    ]
+    plan = result_plan(record, now_us)
     parts: list[bytes] = []
     size = 0
     index = 0

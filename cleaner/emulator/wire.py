@@ -88,15 +88,20 @@ def error_json(
     return {"type": "error", "error": error, "request_id": req_id}
 
 
-def result_lines(record: BatchRecord, now_us: int, chunk: int = 1000) -> Iterator[bytes]:
-    """The results file in chunks: one JSON object per line, `\\n` endings, no blank lines."""
+def result_plan(record: BatchRecord, now_us: int) -> list[tuple[ResultType, int]]:
+    """How many results of each kind the batch has, in the order its file lists them."""
     seen = observe(record, now_us)
-    plan: list[tuple[ResultType, int]] = [
+    return [
         ("succeeded", seen.succeeded),
         ("errored", seen.errored),
         ("canceled", seen.canceled),
         ("expired", seen.expired),
     ]
+
+
+def result_lines(record: BatchRecord, now_us: int, chunk: int = 1000) -> Iterator[bytes]:
+    """The results file in chunks: one JSON object per line, `\\n` endings, no blank lines."""
+    plan = result_plan(record, now_us)
     lines: list[bytes] = []
     index = 0
     for kind, count in plan:
