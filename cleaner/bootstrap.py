@@ -15,10 +15,11 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
+from cleaner.actor import Tally
 from cleaner.budget import RequestBudget
 from cleaner.client import BatchesClient, RetryPolicy
 from cleaner.clock import SYSTEM, Clock
-from cleaner.cycle import CycleOptions, run_cycle
+from cleaner.cycle import CycleOptions, carry_out, run_cycle
 from cleaner.daemon import Daemon
 from cleaner.events import CycleFinished, Exchange, HoldsInvalid, Observer, fan_out
 from cleaner.holds import HoldsError
@@ -27,7 +28,7 @@ from cleaner.listing import Limits
 from cleaner.logs import Logger, get_logger
 from cleaner.logsink import LogSink
 from cleaner.metrics import Metrics
-from cleaner.models import CycleReport
+from cleaner.models import Action, CycleReport
 from cleaner.policy import (
     PROVIDER_RESULTS_RETENTION,
     RetentionPolicy,
@@ -128,6 +129,25 @@ class CycleRunner:
             observers=self.observers,
             listing=self.listing,
         )
+
+
+async def act_on(
+    settings: Settings,
+    client: BatchesClient,
+    actions: tuple[Action, ...],
+    *,
+    clock: Clock,
+    emit: Observer,
+    stop: asyncio.Event,
+) -> Tally:
+    """Carry out actions chosen outside a cycle (``cleaner apply``, ``cleaner purge``).
+
+    The same options, actor and lifecycle as a cycle of ``run --once``; receipts and
+    archives, once wired, are passed here for both commands.
+    """
+    return await carry_out(
+        client, actions, cycle_options(settings), clock=clock, emit=emit, stop=stop
+    )
 
 
 def build_daemon(

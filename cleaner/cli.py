@@ -3,6 +3,11 @@
     cleaner run            the daemon: a cycle at start, then on CLEANER_SCHEDULE
     cleaner run --once     one cycle, then exit
     cleaner plan           what one cycle would do, and why; sends no cancel or delete
+    cleaner plan --out FILE [--ttl 24h]
+                           ... and write it as a plan file for review
+    cleaner apply FILE     carry out a reviewed plan file, and nothing outside it
+    cleaner purge --ids-file FILE|- --reason TEXT
+                           erase the listed batches now, whatever their age (not held ones)
     cleaner demo           the whole job against the built-in emulator, no key needed
     cleaner emulator       the local Message Batches API (see ``cleaner emulator --help``)
     cleaner healthcheck    exit 0 when the local /livez answers (the container HEALTHCHECK)
@@ -10,7 +15,8 @@
                            the configuration reference, generated from the settings model
 
 Exit codes: 0 every planned action succeeded or nothing was due; 1 a cycle failed
-(failed actions, or the API unreachable within the retry budget); 2 bad configuration,
+(failed actions, or the API unreachable within the retry budget; for purge also a batch
+not found, held or not erased); 2 bad configuration, or a plan or request refused,
 reported before any request is sent.
 """
 
@@ -21,8 +27,11 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
 
 from cleaner import __version__
+from cleaner.durations import parse_duration
 from cleaner.errors import ConfigError
 from cleaner.logs import configure_logging, get_logger
 from cleaner.network import check_host_resolves as check_host_resolves  # also ours to export
@@ -48,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="table on a terminal, JSON lines otherwise (default: auto)",
     )
+    plan.add_argument("--out", type=Path, help="also write the plan to FILE for cleaner apply")
+    plan.add_argument(
+        "--ttl", type=_ttl, help="how long the written plan may be applied (default: 24h)"
+    )
+    apply = sub.add_parser("apply", help="carry out a reviewed plan file, nothing outside it")
+    apply.add_argument("file", type=Path, metavar="FILE", help="a plan written by plan --out")
+    purge = sub.add_parser("purge", help="erase the listed batches now (an erasure request)")
+    purge.add_argument(
+        "--ids-file", required=True, metavar="FILE", help="one batch id per line; - for stdin"
+    )
+    purge.add_argument(
+        "--reason", required=True, metavar="TEXT", help="whose request and why (logged)"
+    )
     sub.add_parser("demo", help="run real cycles against the built-in emulator (no key needed)")
     sub.add_parser("emulator", help="serve the local Message Batches API", add_help=False)
     sub.add_parser("healthcheck", help="probe the local /livez (for container HEALTHCHECKs)")
@@ -57,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     return parser
+
+
+def _ttl(text: str) -> timedelta:
+    try:
+        ttl = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if ttl <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r}: the ttl must be positive")
+    return ttl
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,7 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cleaner.reference import main as reference_main
 
         return reference_main(args_list[1:])
-    args = _parser().parse_args(args_list)
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if args.command == "plan" and args.ttl is not None and args.out is None:
+        parser.error("--ttl needs --out")
     if args.command == "healthcheck":
         from cleaner.healthcheck import main as healthcheck_main
 
@@ -92,8 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, secrets=[secret], stream=sys.stderr)
         from cleaner.planview import show_plan
 
-        return asyncio.run(show_plan(settings, fmt=args.format))
+        ttl = args.ttl or timedelta(hours=24)
+        return asyncio.run(show_plan(settings, fmt=args.format, write_to=args.out, ttl=ttl))
     configure_logging(settings.log_level, secrets=[secret])
+    if args.command == "apply":
+        from cleaner.apply import apply_plan
+
+        return asyncio.run(apply_plan(settings, args.file))
+    if args.command == "purge":
+        from cleaner.purge import run_purge
+
+        return run_purge(settings, ids_file=args.ids_file, reason=args.reason)
     return asyncio.run(_run(settings, once=args.once))
 
 

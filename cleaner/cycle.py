@@ -37,7 +37,7 @@ from cleaner.events import (
 from cleaner.lister import Interrupted, ListingState, ListingSummary, list_and_plan
 from cleaner.logs import Logger
 from cleaner.logsink import LogSink
-from cleaner.models import CycleReport, Outcome, Plan
+from cleaner.models import Action, CycleReport, Outcome, Plan
 from cleaner.policy import RetentionPolicy, blast_radius, cap
 
 
@@ -125,31 +125,17 @@ async def run_cycle(
                 f"the plan acts on {stop_radius.planned} of {stop_radius.listed} batches "
                 f"listed, over CLEANER_MAX_DELETE_FRACTION={stop_radius.max_fraction}"
             )
-        elif options.dry_run:
-            tally = _dry_run(full, emit)
         else:
-            actor = Actor(
+            tally = await carry_out(
                 client,
-                config=LifeConfig(
-                    deadline=clock.monotonic() + options.wait_timeout_s,
-                    poll_initial_s=options.poll_initial_s,
-                    poll_max_s=options.poll_max_s,
-                    not_found_limit=options.not_found_limit,
-                    audit=intents is not None,
-                    archive=archiver is not None,
-                    verify=options.verify_deletions,
-                ),
+                full.actions,
+                options,
                 clock=clock,
                 emit=emit,
                 stop=stop,
-                workers=options.workers,
-                probes=options.probes,
-                progress_every_s=options.progress_every_s,
-                budget_per_minute=lambda: client.budget.per_minute,
                 intents=intents,
                 archiver=archiver,
             )
-            tally = await actor.run(full.actions)
             error = tally.fatal
         if listing is not None:
             if summary.mode == "full":
@@ -178,6 +164,64 @@ async def run_cycle(
     return report
 
 
+def build_actor(
+    client: BatchesClient,
+    options: CycleOptions,
+    *,
+    clock: Clock,
+    emit: Observer,
+    stop: asyncio.Event,
+    intents: IntentLog | None = None,
+    archiver: Archiver | None = None,
+) -> Actor:
+    """The actor for one run of actions, configured from the cycle options.
+
+    Every caller that acts (a cycle, ``cleaner apply``, ``cleaner purge``) builds it here,
+    so receipts and archives are wired the same way for all of them.
+    """
+    return Actor(
+        client,
+        config=LifeConfig(
+            deadline=clock.monotonic() + options.wait_timeout_s,
+            poll_initial_s=options.poll_initial_s,
+            poll_max_s=options.poll_max_s,
+            not_found_limit=options.not_found_limit,
+            audit=intents is not None,
+            archive=archiver is not None,
+            verify=options.verify_deletions,
+        ),
+        clock=clock,
+        emit=emit,
+        stop=stop,
+        workers=options.workers,
+        probes=options.probes,
+        progress_every_s=options.progress_every_s,
+        budget_per_minute=lambda: client.budget.per_minute,
+        intents=intents,
+        archiver=archiver,
+    )
+
+
+async def carry_out(
+    client: BatchesClient,
+    actions: tuple[Action, ...],
+    options: CycleOptions,
+    *,
+    clock: Clock,
+    emit: Observer,
+    stop: asyncio.Event,
+    intents: IntentLog | None = None,
+    archiver: Archiver | None = None,
+) -> Tally:
+    """Carry out ``actions`` (or, in a dry run, only say what would be done)."""
+    if options.dry_run:
+        return _dry_run(actions, emit)
+    actor = build_actor(
+        client, options, clock=clock, emit=emit, stop=stop, intents=intents, archiver=archiver
+    )
+    return await actor.run(actions)
+
+
 def _collect_gone(into: list[str]) -> Observer:
     """An observer that notes the ids this cycle deleted or found gone."""
 
@@ -200,9 +244,9 @@ def _warn(full: Plan, policy: RetentionPolicy, now: datetime, emit: Observer) ->
         emit(UnknownStatuses(full.unknown_statuses))
 
 
-def _dry_run(full: Plan, emit: Callable[[Event], None]) -> Tally:
-    tally = Tally(planned=len(full.actions))
-    for action in full.actions:
+def _dry_run(actions: tuple[Action, ...], emit: Callable[[Event], None]) -> Tally:
+    tally = Tally(planned=len(actions))
+    for action in actions:
         emit(DryRunAction(action))
         tally.outcomes[(action.kind, Outcome.DRY_RUN)] += 1
         tally.done += 1

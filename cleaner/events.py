@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from cleaner.commands import Finish
+from cleaner.erasure import Blocked
 from cleaner.lister import ListingSummary
 from cleaner.models import Action, Batch, CycleReport, Hold, Plan, Progress
+from cleaner.planfile import ReviewedPlan, Skip
 from cleaner.policy import BlastRadius
 
 
@@ -139,6 +142,76 @@ class CycleFinished:
     report: CycleReport
 
 
+@dataclass(frozen=True, slots=True)
+class PlanWritten:
+    """``cleaner plan --out`` wrote a plan file for review."""
+
+    path: str
+    actions: int
+    listed_at: datetime
+    expires_at: datetime
+    policy_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyStarted:
+    """``cleaner apply`` accepted a plan; ``holds_changed``: the holds differ from the plan's."""
+
+    path: str
+    plan: ReviewedPlan
+    policy_sha256: str
+    holds_changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRefused:
+    """``apply`` or ``purge`` refused its input before sending anything (exit 2)."""
+
+    command: str
+    why: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplySkipped:
+    """A planned batch ``apply`` left alone: gone, held, no longer due, or changed."""
+
+    skip: Skip
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeBlocked:
+    """An erasure request for a held batch: not touched, and the requester must know."""
+
+    blocked: Blocked
+    purge_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeUnknownStatus:
+    """An erasure request for a batch in a status this version does not know: not touched."""
+
+    batch: Batch
+    purge_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchNotFound:
+    """The API answered 404 for a batch someone asked cleaner to act on: not deleted by us."""
+
+    batch_id: str
+    command: str
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieveFailed:
+    """A batch could not be retrieved again before acting on it: left alone."""
+
+    batch_id: str
+    error: Exception
+
+
 Event = (
     Exchange
     | CyclePlanned
@@ -156,6 +229,14 @@ Event = (
     | UnknownStatuses
     | ProgressReported
     | CycleFinished
+    | PlanWritten
+    | ApplyStarted
+    | CommandRefused
+    | ApplySkipped
+    | PurgeBlocked
+    | PurgeUnknownStatus
+    | BatchNotFound
+    | RetrieveFailed
 )
 
 Observer = Callable[[Event], None]

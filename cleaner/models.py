@@ -182,6 +182,8 @@ class Reason(StrEnum):
     CANCELED_PAST_PROCESSING_RETENTION = "canceled_past_processing_retention"
     RUNNING_PAST_PROCESSING_RETENTION = "running_past_processing_retention"
     CANCELING_PAST_PROCESSING_RETENTION = "canceling_past_processing_retention"
+    #: not the policy: an operator asked for it (``cleaner purge``), whatever the age
+    ERASURE_REQUEST = "erasure_request"
 
 
 class KeepReason(StrEnum):
@@ -259,12 +261,17 @@ class HeldBatch:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One planned action on one batch, with the rule that chose it."""
+    """One planned action on one batch, with the rule that chose it.
+
+    ``purge_reason`` is the operator's text for an erasure request (``cleaner purge
+    --reason``); every log line about the action carries it.
+    """
 
     kind: ActionKind
     batch: Batch
     reason: Reason
     age_s: float
+    purge_reason: str | None = None
 
     @property
     def batch_id(self) -> str:

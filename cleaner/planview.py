@@ -1,13 +1,18 @@
 """``cleaner plan``: what one cycle would do and why, without doing any of it.
 
 Only list requests are sent. A terminal gets a table; anything else gets one JSON
-object per action and a final summary object, for scripts and audits.
+object per action and a final summary object, for scripts and audits. With ``--out FILE``
+the same plan is also written as a plan file for review and ``cleaner apply``
+(:mod:`cleaner.planfile`); stdout is unchanged.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from datetime import datetime
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 import orjson
@@ -16,32 +21,76 @@ from cleaner.bootstrap import open_client, retention_policy
 from cleaner.clock import SYSTEM, Clock
 from cleaner.cycle import plan_cycle
 from cleaner.errors import ApiError
+from cleaner.events import PlanWritten
 from cleaner.logs import get_logger
+from cleaner.logsink import LogSink
 from cleaner.models import ActionKind, Plan
-from cleaner.policy import downloadable, results_downloadable
+from cleaner.planfile import render_plan
+from cleaner.policy import downloadable, policy_sha256, results_downloadable
 from cleaner.settings import Settings
 
 
 async def show_plan(
-    settings: Settings, *, fmt: str = "auto", out: TextIO | None = None, clock: Clock = SYSTEM
+    settings: Settings,
+    *,
+    fmt: str = "auto",
+    out: TextIO | None = None,
+    clock: Clock = SYSTEM,
+    write_to: Path | None = None,
+    ttl: timedelta = timedelta(hours=24),
 ) -> int:
-    """Print the plan; exit code 0, or 1 when the listing failed."""
+    """Print the plan (and write it to ``write_to``); exit code 0, 1 when the listing
+    failed, 2 when ``write_to`` cannot be written (found out before any request)."""
     out = out or sys.stdout
-    now = clock.wall()
+    temp: Path | None = None
+    if write_to is not None:
+        try:  # a plan we cannot write is found out before listing a large workspace
+            temp = _reserve(write_to)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            print(f"cleaner: cannot write the plan to {write_to}: {reason}", file=sys.stderr)
+            return 2
     try:
-        async with open_client(settings, clock=clock) as client:
-            plan, _ = await plan_cycle(
-                client,
-                retention_policy(settings),
-                now=now,
-                max_actions=settings.max_deletions_per_run,
+        now = clock.wall()
+        policy = retention_policy(settings)
+        try:
+            async with open_client(settings, clock=clock) as client:
+                plan, _ = await plan_cycle(
+                    client, policy, now=now, max_actions=settings.max_deletions_per_run
+                )
+        except ApiError as exc:
+            get_logger().error("listing_failed", error=str(exc), error_class=type(exc).__name__)
+            return 1
+        if temp is not None and write_to is not None:
+            _write(temp, write_to, render_plan(plan, listed_at=now, ttl=ttl, policy=policy))
+            temp = None
+            written = PlanWritten(
+                str(write_to), len(plan.actions), now, now + ttl, policy_sha256(policy)
             )
-    except ApiError as exc:
-        get_logger().error("listing_failed", error=str(exc), error_class=type(exc).__name__)
-        return 1
+            LogSink(get_logger())(written)
+    finally:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
     table = fmt == "table" or (fmt == "auto" and out.isatty())
     (_table if table else _json_lines)(plan, out, now)
     return 0
+
+
+def _reserve(path: Path) -> Path:
+    """A temporary file beside ``path``, proving its directory writable before listing."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    return Path(name)
+
+
+def _write(temp: Path, path: Path, text: str) -> None:
+    """Write, flush to disk, then rename over ``path``: a reader never sees half a plan."""
+    with temp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temp.chmod(0o644)
+    temp.replace(path)
 
 
 def _json_lines(plan: Plan, out: TextIO, now: datetime) -> None:
