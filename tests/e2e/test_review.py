@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cleaner.emulator import Emulator, Population
+from cleaner.emulator import Emulator, FaultRule, Population
 from tests.e2e.conftest import DAY, Finished, cleaner_env, run_cleaner
 
 
@@ -114,10 +114,10 @@ def test_apply_skips_a_batch_whose_action_changed_and_cancels_one_still_running(
     assert touched(emulator) == {second}
 
 
-def test_apply_skips_a_batch_no_longer_due_under_the_current_policy(
+def test_apply_skips_a_batch_protected_since_the_plan(
     emulator: Emulator, base_url: str, tmp_path: Path
 ) -> None:
-    """A batch kept by the current rules is skipped as not_due (here: a protected id)."""
+    """An id added to CLEANER_PROTECTED_IDS after review is skipped as held, not deleted."""
     (only,) = seed(emulator, 1, "ended", 40 * DAY)
     path = tmp_path / "plan.json"
     make_plan(base_url, path)
@@ -221,3 +221,33 @@ def test_a_plan_file_that_cannot_be_written_exits_two_before_listing(
     assert done.code == 2
     assert "cannot write the plan" in done.stderr
     assert emulator.request_counts.total() == 0
+
+
+def test_a_planned_batch_that_cannot_be_retrieved_is_left_alone_and_exits_one(
+    emulator: Emulator, base_url: str, tmp_path: Path
+) -> None:
+    """Retrieves keep failing (500): one retrieve_failed per batch, nothing acted on, exit 1."""
+    seed(emulator, 2, "ended", 40 * DAY)
+    path = tmp_path / "plan.json"
+    make_plan(base_url, path)
+    emulator.configure(faults=(FaultRule(kind="server_error", endpoints=frozenset({"retrieve"})),))
+    done = run_cleaner("apply", str(path), env=cleaner_env(base_url, CLEANER_MAX_ATTEMPTS="2"))
+    assert done.code == 1
+    assert len(done.events("retrieve_failed")) == 2
+    assert emulator.journal == []
+    assert done.lines[-1]["event"] == "cycle_finished"
+    assert done.lines[-1]["ok"] is False
+
+
+def test_a_rejected_key_stops_apply_before_any_action(
+    emulator: Emulator, base_url: str, tmp_path: Path
+) -> None:
+    """401 on the first retrieve ends the command: one cycle_aborted line, exit 1, no action."""
+    seed(emulator, 3, "ended", 40 * DAY)
+    path = tmp_path / "plan.json"
+    make_plan(base_url, path)
+    env = cleaner_env(base_url, ANTHROPIC_API_KEY="sk-ant-wrong-key-for-this-test")
+    done = run_cleaner("apply", str(path), env=env)
+    assert done.code == 1
+    assert len(done.events("cycle_aborted")) == 1
+    assert emulator.journal == []
