@@ -90,7 +90,7 @@ async def _apply(
     async with open_client(settings, clock=clock) as client:
         before = Counts.of(client)
         ids = [entry.batch_id for entry in plan.entries]
-        retrieved, fatal = await retrieve_each(client, ids, workers=settings.concurrency)
+        retrieved, fatal = await retrieve_each(client, ids, workers=settings.concurrency, stop=stop)
         report_failures(retrieved, fatal, emit)
         by_id = {item.batch_id: item for item in retrieved}
         actions: list[Action] = []

@@ -31,7 +31,8 @@ def parse_ids(text: str) -> tuple[str, ...]:
     """
     ids: dict[str, None] = {}
     bad: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: another separator inside a line makes it malformed, not two ids.
+    for number, line in enumerate(text.split("\n"), start=1):
         value = line.strip()
         if not value or value.startswith("#"):
             continue

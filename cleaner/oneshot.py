@@ -36,12 +36,13 @@ class Retrieved:
 
 
 async def retrieve_each(
-    client: BatchesClient, ids: Sequence[str], *, workers: int
+    client: BatchesClient, ids: Sequence[str], *, workers: int, stop: asyncio.Event
 ) -> tuple[list[Retrieved], ApiError | None]:
     """Retrieve every id (at most ``workers`` at once), in the order given.
 
     Stops taking new ids at the first error that would fail every call alike (a bad key,
-    a spend cap) and returns it: nothing is acted on after that.
+    a spend cap) and returns it: nothing is acted on after that. A stop request also ends
+    it early; the ids not retrieved are then simply not acted on.
     """
     found: dict[str, Retrieved] = {}
     queue = iter(ids)
@@ -49,7 +50,7 @@ async def retrieve_each(
 
     async def work() -> None:
         for batch_id in queue:
-            if fatal:
+            if fatal or stop.is_set():
                 return
             try:
                 found[batch_id] = Retrieved(batch_id, await client.retrieve(batch_id))

@@ -94,7 +94,7 @@ async def _purge(
     started_at, started_mono = clock.wall(), clock.monotonic()
     async with open_client(settings, clock=clock) as client:
         before = Counts.of(client)
-        retrieved, fatal = await retrieve_each(client, ids, workers=settings.concurrency)
+        retrieved, fatal = await retrieve_each(client, ids, workers=settings.concurrency, stop=stop)
         report_failures(retrieved, fatal, emit)
         actions: list[Action] = []
         unmet = sum(1 for item in retrieved if item.error is not None)

@@ -99,7 +99,14 @@ def test_choose_never_returns_an_action_the_current_policy_would_not_take(
         retention=timedelta(days=45), processing_retention=timedelta(hours=5)
     )
     for action in full.actions:
-        for now_batch in (action.batch, ended(action.batch_id, later)):
+        created = action.batch.created_at
+        now_batches = (
+            action.batch,
+            Batch(action.batch_id, ProcessingStatus.ENDED, created, ended_at=created + later),
+            Batch(action.batch_id, ProcessingStatus.CANCELING, created),
+            Batch(action.batch_id, ProcessingStatus.IN_PROGRESS, created),
+        )
+        for now_batch in now_batches:
             chosen = choose(entry_of(action), now_batch, stricter, NOW)
             if isinstance(chosen, Action):
                 assert chosen == decide(now_batch, stricter, NOW)
