@@ -102,3 +102,54 @@ def test_the_network_policy_allows_only_dns_and_https_out() -> None:
     allowed = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
     assert allowed == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
     assert all(rule.get("ports") for rule in policy["egress"])
+
+
+REVIEW = "deploy/kubernetes/overlays/review"
+
+
+def _review_cronjobs() -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in documents(REVIEW) if d["kind"] == "CronJob"}
+
+
+def test_the_review_overlay_validates_strictly(tmp_path: Path) -> None:
+    """Plan on a schedule, apply after review: the rendered overlay passes --strict."""
+    output = tmp_path / "rendered.yaml"
+    output.write_text(rendered(REVIEW))
+    result = run(tool("kubernetes-validate"), "--strict", "--quiet", str(output))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_review_overlay_plans_nightly_and_applies_only_when_started_by_hand() -> None:
+    """A plan CronJob writing to the volume; a suspended apply of approved.json, read-only."""
+    kinds = {doc["kind"] for doc in documents(REVIEW)}
+    assert {"Deployment", "Service"} & kinds == set()
+    assert "PersistentVolumeClaim" in kinds
+    jobs = _review_cronjobs()
+    assert set(jobs) == {"cleaner-plan", "cleaner-apply"}
+    plan, apply = jobs["cleaner-plan"]["spec"], jobs["cleaner-apply"]["spec"]
+    assert plan.get("suspend", False) is False
+    assert apply["suspend"] is True
+    (planner,) = plan["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    (applier,) = apply["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert planner["args"][0] == "plan"
+    assert "--out" in planner["args"]
+    assert applier["args"] == ["apply", "/plans/approved.json"]
+    plans_mount = {m["name"]: m for m in applier["volumeMounts"]}["plans"]
+    assert plans_mount["readOnly"] is True
+    assert {"name": "CLEANER_DRY_RUN", "value": "false"} in applier["env"]
+    assert all(e["name"] != "CLEANER_DRY_RUN" for e in planner.get("env", []))
+    assert resource(REVIEW, "ConfigMap")["data"]["CLEANER_DRY_RUN"] == "true"
+
+
+def test_the_review_pods_run_locked_down() -> None:
+    """Both CronJobs: non-root, read-only root, no capabilities, no service-account token."""
+    for job in _review_cronjobs().values():
+        pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert job["metadata"]["namespace"] == "cleaner"
