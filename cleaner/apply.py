@@ -97,9 +97,9 @@ async def _apply(
         if fatal is None:
             now = clock.wall()
             for entry in plan.entries:
-                item = by_id[entry.batch_id]
-                if item.error is not None:
-                    continue  # said by report_failures; left alone
+                item = by_id.get(entry.batch_id)
+                if item is None or item.error is not None:
+                    continue  # a stop came first, or said by report_failures: left alone
                 choice = choose(entry, item.batch, policy, now)
                 if isinstance(choice, Skip):
                     emit(ApplySkipped(choice))

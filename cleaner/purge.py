@@ -97,7 +97,8 @@ async def _purge(
         retrieved, fatal = await retrieve_each(client, ids, workers=settings.concurrency, stop=stop)
         report_failures(retrieved, fatal, emit)
         actions: list[Action] = []
-        unmet = sum(1 for item in retrieved if item.error is not None)
+        # Not retrieved (a stop came first) or not retrievable: not erased either.
+        unmet = len(ids) - len(retrieved) + sum(1 for item in retrieved if item.error is not None)
         if fatal is None:
             chosen, refused = _choose(retrieved, policy, purge_reason, clock=clock, emit=emit)
             actions, unmet = chosen, unmet + refused

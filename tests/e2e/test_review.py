@@ -7,13 +7,14 @@ emulator's journal of mutating requests: apply never touches a batch outside the
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cleaner.emulator import Emulator, FaultRule, Population
-from tests.e2e.conftest import DAY, Finished, cleaner_env, run_cleaner
+from tests.e2e.conftest import DAY, Finished, cleaner_env, command, run_cleaner, stop_when
 
 
 def seed(emulator: Emulator, count: int, status: str, age_s: float) -> list[str]:
@@ -251,3 +252,26 @@ def test_a_rejected_key_stops_apply_before_any_action(
     assert done.code == 1
     assert len(done.events("cycle_aborted")) == 1
     assert emulator.journal == []
+
+
+def test_sigterm_during_apply_finishes_in_flight_work_and_exits_zero(
+    emulator: Emulator, base_url: str, tmp_path: Path
+) -> None:
+    """A slow API mid-apply: stop taking work, log what the API confirmed, exit 0."""
+    planned = set(seed(emulator, 120, "ended", 40 * DAY))
+    path = tmp_path / "plan.json"
+    make_plan(base_url, path)
+    emulator.configure(latency_s=0.1)
+    env = cleaner_env(base_url, CLEANER_CONCURRENCY="4")
+    process = subprocess.Popen(
+        command("apply", str(path)), env=env, stdout=subprocess.PIPE, text=True
+    )
+    out, exit_s = stop_when(process, lambda: emulator.request_counts[("delete", 200)] >= 10)
+    assert process.returncode == 0
+    assert exit_s < 10
+    lines = [json.loads(line) for line in out.splitlines()]
+    deleted = {line["batch_id"] for line in lines if line["event"] == "batch_deleted"}
+    assert deleted == emulator.deleted_ids
+    assert 10 <= len(deleted) < 120
+    assert touched(emulator) <= planned
+    assert lines[-1]["event"] == "cycle_finished"
