@@ -8,16 +8,16 @@ JSON is :mod:`cleaner.wire`'s.
 
 from __future__ import annotations
 
-import functools
 import os
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
 
 import httpx
 
 from cleaner import __version__
 from cleaner.budget import RequestBudget
+from cleaner.clock import SYSTEM
 from cleaner.downloads import stream_results
 from cleaner.errors import ListingError, NotFoundError
 from cleaner.exchange import MAX_BODY_BYTES, ClientStats, Exchange, Exchanger, RetryPolicy
@@ -50,7 +50,7 @@ class BatchesClient:
         on_exchange: Callable[[Exchange], None] | None = None,
         max_pages: int = MAX_PAGES,
         now: Callable[[], datetime] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self._max_pages = max_pages
         self._wire = Exchanger(
@@ -60,7 +60,7 @@ class BatchesClient:
             request_timeout_s=request_timeout_s,
             retry=retry or RetryPolicy(),
             # Wall-clock "now", for retry-after dates and ratelimit reset times.
-            now=now or functools.partial(datetime.now, UTC),
+            now=now or SYSTEM.wall,
             clock=clock,
             on_exchange=on_exchange,
         )
@@ -108,7 +108,17 @@ class BatchesClient:
 
     @property
     def stats(self) -> ClientStats:
+        """Lifetime counters (benchmarks read them); a cycle counts its own, by events."""
         return self._wire.stats
+
+    @contextmanager
+    def observed(self, listener: Callable[[Exchange], None]) -> Iterator[None]:
+        """Every exchange while inside, also to ``listener`` (one cycle's request tally)."""
+        self._wire.listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._wire.listeners.remove(listener)
 
     # --- the endpoints
 

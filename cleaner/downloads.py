@@ -30,7 +30,7 @@ async def stream_results(
     a body idle longer than the client's read timeout is cut too.
     """
     url = _results_target(wire, results_url)
-    loop = asyncio.get_running_loop()
+    loop = asyncio.get_running_loop()  # timeout_at() reads the loop's own clock
     deadline = loop.time() + (wire.deadline_s if deadline_s is None else deadline_s)
     response = await _open_results(wire, url, deadline)
     chunks = response.aiter_bytes()
@@ -66,13 +66,15 @@ async def _open_results(wire: Exchanger, url: httpx.URL, deadline: float) -> htt
             with attempt:
                 if attempt.num > 1:
                     wire.stats.retries += 1
-                return await _results_head(wire, url, deadline)
+                return await _results_head(wire, url, deadline, retry=attempt.num > 1)
     except ApiConnectionError as exc:
         raise ApiUnreachableError(f"GET {url.path}: no response after retries: {exc}") from exc
     raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
 
-async def _results_head(wire: Exchanger, url: httpx.URL, deadline: float) -> httpx.Response:
+async def _results_head(
+    wire: Exchanger, url: httpx.URL, deadline: float, *, retry: bool
+) -> httpx.Response:
     """One attempt: the status and headers; an error status raises (gate released)."""
     await wire.budget.acquire()
     await wire.gate.acquire()
@@ -86,14 +88,13 @@ async def _results_head(wire: Exchanger, url: httpx.URL, deadline: float) -> htt
                 if response.status_code // 100 != 2:
                     body = await _bounded_body(response)
         except TimeoutError as exc:
-            wire.count("results", None, "timeout")
+            wire.count("results", None, "timeout", retry=retry)
             raise ApiConnectionError(f"GET {url.path}: no response in time") from exc
         except httpx.TransportError as exc:
-            wire.count("results", None, "connection_error")
+            wire.count("results", None, "connection_error", retry=retry)
             raise transport_error("GET", url.path, exc) from exc
-        wire.answered(
-            "results", "GET", url.path, Answer(response.status_code, body, response.headers)
-        )
+        answer = Answer(response.status_code, body, response.headers)
+        wire.answered("results", "GET", url.path, answer, retry=retry)
         if response.status_code // 100 != 2:  # no redirects are followed: a 3xx is no file
             raise ApiResponseError(f"GET {url.path}: unexpected HTTP {response.status_code}")
     except BaseException:

@@ -46,6 +46,7 @@ class Exchange:
     endpoint: str
     status: int | None  # None when no response arrived
     failure: str | None = None  # "timeout" or "connection_error" when status is None
+    retry: bool = False  # a later attempt of a call whose earlier attempt failed
 
     @property
     def label(self) -> str:
@@ -122,6 +123,7 @@ class Exchanger:
         self.deadline_s = request_timeout_s
         self.now, self.clock = now, clock  # wall time for dates, monotonic for elapsed
         self.on_exchange = on_exchange
+        self.listeners: list[Callable[[Exchange], None]] = []  # e.g. one cycle's tally
         self.stats = ClientStats()
         self._base = str(http.base_url).rstrip("/")  # absolute URLs: httpx parses each once
         # stamina would log every retry on its own; the events count them instead.
@@ -175,7 +177,7 @@ class Exchanger:
                 if attempt.num == 1:
                     raise first
                 self.stats.retries += 1
-                return await self._exchange(endpoint, method, path, params)
+                return await self._exchange(endpoint, method, path, params, retry=True)
         raise AssertionError("stamina's loop ends by returning or raising")  # pragma: no cover
 
     def retry_decision(self, exc: Exception) -> bool | float:
@@ -185,7 +187,13 @@ class Exchanger:
         return isinstance(exc, ApiError) and exc.retryable
 
     async def _exchange(
-        self, endpoint: str, method: str, path: str, params: dict[str, str | int] | None
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        params: dict[str, str | int] | None,
+        *,
+        retry: bool = False,
     ) -> Answer:
         """One HTTP request and its complete body, or one of our errors."""
         await self.budget.acquire()
@@ -196,19 +204,24 @@ class Exchanger:
                     # The overall deadline also stops a body that trickles in byte by byte.
                     answer = await self._send(method, path, params)
             except TimeoutError as exc:
-                self.count(endpoint, None, "timeout")
+                self.count(endpoint, None, "timeout", retry=retry)
                 raise ApiConnectionError(
                     f"{method} {path}: no complete response within {self.deadline_s:g}s"
                 ) from exc
             except httpx.TransportError as exc:
-                self.count(endpoint, None, "connection_error")
+                self.count(endpoint, None, "connection_error", retry=retry)
                 raise transport_error(method, path, exc) from exc
-        self.answered(endpoint, method, path, answer)
+            except ApiResponseError:
+                self.count(endpoint, None, "oversized_body", retry=retry)
+                raise
+        self.answered(endpoint, method, path, answer, retry=retry)
         return answer
 
-    def answered(self, endpoint: str, method: str, path: str, answer: Answer) -> None:
+    def answered(
+        self, endpoint: str, method: str, path: str, answer: Answer, *, retry: bool = False
+    ) -> None:
         """Account for a response; raise its error when it is one."""
-        self.count(endpoint, answer.status)
+        self.count(endpoint, answer.status, retry=retry)
         if answer.status != 429:
             self.budget.accepted()
         self._note_rate_headers(answer.headers)
@@ -281,11 +294,15 @@ class Exchanger:
         wait_s = (reset_at - self.now()).total_seconds()
         self.budget.pause_until_reset(min(wait_s, MAX_WAIT_S))
 
-    def count(self, endpoint: str, status: int | None, failure: str | None = None) -> None:
-        exchange = Exchange(endpoint, status, failure)
+    def count(
+        self, endpoint: str, status: int | None, failure: str | None = None, *, retry: bool = False
+    ) -> None:
+        exchange = Exchange(endpoint, status, failure, retry)
         self.stats.responses[(endpoint, exchange.label)] += 1
         if self.on_exchange is not None:
             self.on_exchange(exchange)
+        for listener in self.listeners:
+            listener(exchange)
 
 
 def transport_error(method: str, path: str, exc: httpx.TransportError) -> ApiConnectionError:
