@@ -20,11 +20,21 @@ from cleaner.budget import RequestBudget
 from cleaner.clock import SYSTEM
 from cleaner.downloads import stream_results
 from cleaner.errors import ListingError, NotFoundError
-from cleaner.exchange import MAX_BODY_BYTES, ClientStats, Exchange, Exchanger, RetryPolicy
+from cleaner.exchange import MAX_BODY_BYTES, Exchanger, RetryPolicy
 from cleaner.models import Batch
 from cleaner.network import proxy_for, trust_context
 from cleaner.transport import NoCookies, transport
-from cleaner.wire import Deletion, Page, checked, parse_batch, parse_deletion, parse_page, safe_id
+from cleaner.wire import (
+    ClientStats,
+    Deletion,
+    Exchange,
+    Page,
+    checked,
+    parse_batch,
+    parse_deletion,
+    parse_page,
+    safe_id,
+)
 
 API_VERSION = "2023-06-01"
 PAGE_LIMIT = 1000  # the API's maximum: fewest list requests per batch

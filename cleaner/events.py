@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cleaner.commands import Finish
-from cleaner.exchange import Exchange as Exchange  # an event too: observers take it from here
 from cleaner.lister import ListingSummary
 from cleaner.models import Action, Batch, CycleReport, Hold, Plan, Progress
 from cleaner.policy import BlastRadius
+from cleaner.wire import Exchange as Exchange  # an event too: observers take it from here
 
 
 @dataclass(frozen=True, slots=True)

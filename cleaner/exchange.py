@@ -11,10 +11,9 @@ and stamina's retry loop around all of it, which honours ``retry-after``,
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
@@ -34,29 +33,9 @@ from cleaner.errors import (
     status_error,
 )
 from cleaner.transport import certificate_problem, is_untrusted_certificate
-from cleaner.wire import MAX_WAIT_S, error_envelope, retry_after_s
+from cleaner.wire import ClientStats, Exchange, error_envelope, exhausted_for_s, retry_after_s
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a page of 1,000 batches is under 1 MiB
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One HTTP exchange with the API ended: a status, or how it failed."""
-
-    endpoint: str
-    status: int | None  # None when no response arrived
-    failure: str | None = None  # "timeout" or "connection_error" when status is None
-    retry: bool = False  # a later attempt of a call whose earlier attempt failed
-
-    @property
-    def label(self) -> str:
-        """The status as a metric label: the number, or the kind of failure."""
-        return str(self.status) if self.status is not None else (self.failure or "error")
-
-    @property
-    def answered(self) -> bool:
-        """The API answered, with a status that shows our credentials are usable."""
-        return self.status is not None and self.status not in (401, 403)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,16 +63,6 @@ class RetryPolicy:
             wait_max=self.wait_max_s,
             wait_jitter=self.wait_jitter_s,
         )
-
-
-@dataclass(slots=True)
-class ClientStats:
-    """What the client did, over its lifetime, for the benchmarks and tests."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    responses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,20 +248,9 @@ class Exchanger:
 
     def _note_rate_headers(self, headers: httpx.Headers) -> None:
         """Use ``anthropic-ratelimit-requests-*`` when the API sends them: none left, pause."""
-        remaining = headers.get("anthropic-ratelimit-requests-remaining")
-        reset = headers.get("anthropic-ratelimit-requests-reset")
-        if remaining is None or reset is None:
-            return
-        try:
-            if int(remaining) > 0:
-                return
-            reset_at = datetime.fromisoformat(reset.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return
-        if reset_at.tzinfo is None:
-            reset_at = reset_at.replace(tzinfo=UTC)
-        wait_s = (reset_at - self.now()).total_seconds()
-        self.budget.pause_until_reset(min(wait_s, MAX_WAIT_S))
+        wait_s = exhausted_for_s(headers, now=self.now())
+        if wait_s is not None:
+            self.budget.pause_until_reset(wait_s)
 
     def count(
         self, endpoint: str, status: int | None, failure: str | None = None, *, retry: bool = False

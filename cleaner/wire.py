@@ -9,8 +9,9 @@ response can never be mistaken for an ended, expired batch.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -37,6 +38,36 @@ class Deletion:
 
     confirmation: dict[str, Any]
     request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP exchange with the API ended: a status, or how it failed."""
+
+    endpoint: str
+    status: int | None  # None when no response arrived
+    failure: str | None = None  # "timeout" or "connection_error" when status is None
+    retry: bool = False  # a later attempt of a call whose earlier attempt failed
+
+    @property
+    def label(self) -> str:
+        """The status as a metric label: the number, or the kind of failure."""
+        return str(self.status) if self.status is not None else (self.failure or "error")
+
+    @property
+    def answered(self) -> bool:
+        """The API answered, with a status that shows our credentials are usable."""
+        return self.status is not None and self.status not in (401, 403)
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """What the client did, over its lifetime, for the benchmarks and tests."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    responses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, status)
 
 
 def parse_batch(data: object) -> Batch:
@@ -206,3 +237,21 @@ def error_envelope(body: bytes) -> tuple[str, str, str | None, str | None]:
         request_id if isinstance(request_id, str) and request_id else None,
         code if isinstance(code, str) and code else None,
     )
+
+
+def exhausted_for_s(headers: Mapping[str, str], *, now: datetime) -> float | None:
+    """How long until the request limit resets, when ``anthropic-ratelimit-requests-*``
+    say none are left; None when they do not say so (or say it unreadably)."""
+    remaining = headers.get("anthropic-ratelimit-requests-remaining")
+    reset = headers.get("anthropic-ratelimit-requests-reset")
+    if remaining is None or reset is None:
+        return None
+    try:
+        if int(remaining) > 0:
+            return None
+        reset_at = datetime.fromisoformat(reset.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if reset_at.tzinfo is None:
+        reset_at = reset_at.replace(tzinfo=UTC)
+    return min((reset_at - now).total_seconds(), MAX_WAIT_S)
