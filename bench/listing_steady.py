@@ -24,6 +24,7 @@ from cleaner.listing_scan import Scan
 from cleaner.models import Action, ActionKind, AgeBasis, Batch
 from cleaner.policy import RetentionPolicy
 from cleaner.policy import decide as policy_decide
+from cleaner.wire import parse_batch
 
 DAY = 86400.0
 
@@ -45,7 +46,7 @@ def cycle(
     seen: dict[str, Batch] = {}
     for batch_id in scan.retrieve:
         try:
-            seen[batch_id] = batch = Batch.from_api(emulator.retrieve(batch_id, ""))
+            seen[batch_id] = batch = parse_batch(emulator.retrieve(batch_id, ""))
         except ApiError:
             scan.missing(batch_id)
         else:
@@ -56,7 +57,7 @@ def cycle(
             data, _ = emulator.list_page(limit=1000, after_id=after, before_id=before, base_url="")
             items = data["data"]
             assert isinstance(items, list)
-            batches = [Batch.from_api(item) for item in items]
+            batches = [parse_batch(item) for item in items]
             seen.update((b.id, b) for b in batches)
             more = bool(data["has_more"])
             if not scan.absorb(segment, batches, has_more=more) or not more:
@@ -69,7 +70,7 @@ def cycle(
             continue
         if action.kind is ActionKind.CANCEL:
             emulator.cancel(batch_id, "")
-        if Batch.from_api(emulator.get(batch_id)).ended:
+        if parse_batch(emulator.get(batch_id)).ended:
             emulator.delete(batch_id)
             done.append(batch_id)
     return scan.finish(done=done), scan, len(done)
@@ -97,7 +98,7 @@ def main() -> None:
     memory, previous = None, None
     for number in range(args.cycles):
         now = clock()
-        created = [Batch.from_api(b).created_at for b in emulator.batches()]
+        created = [parse_batch(b).created_at for b in emulator.batches()]
         memory, scan, deleted = cycle(emulator, memory, policy, now)
         line = f"cycle {number:3d} {scan.mode.value:11s} pages {scan.counts.pages:4d}"
         line += f" retrieves {scan.counts.retrieves:3d} deleted {deleted:4d}"

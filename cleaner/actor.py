@@ -54,7 +54,8 @@ from cleaner.events import (
     Observer,
     ProgressReported,
 )
-from cleaner.lifecycle import Transition, advance, begin
+from cleaner.life import Transition
+from cleaner.lifecycle import advance, begin
 from cleaner.models import Action, ActionKind, Batch, Outcome, Progress
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from cleaner.bootstrap import act_on, open_client, retention_policy
 from cleaner.clock import SYSTEM, Clock
+from cleaner.cycle import RequestTally
 from cleaner.events import ApplySkipped, ApplyStarted, CommandRefused, Observer
 from cleaner.holds import HoldsError
 from cleaner.logs import Logger, get_logger
 from cleaner.logsink import LogSink
 from cleaner.models import Action
-from cleaner.oneshot import Counts, finish, report_failures, retrieve_each, stop_on_signals
+from cleaner.oneshot import Retrieved, finish, report_failures, retrieve_each, stop_on_signals
 from cleaner.planfile import PlanFileError, ReviewedPlan, Skip, check_plan, choose, parse_plan
 from cleaner.policy import RetentionPolicy, policy_sha256
 from cleaner.settings import Settings
@@ -87,37 +88,51 @@ async def _apply(
     stop: asyncio.Event,
 ) -> int:
     started_at, started_mono = clock.wall(), clock.monotonic()
+    requests = RequestTally()
     async with open_client(settings, clock=clock) as client:
-        before = Counts.of(client)
-        ids = [entry.batch_id for entry in plan.entries]
-        retrieved, fatal = await retrieve_each(client, ids, workers=settings.concurrency, stop=stop)
-        report_failures(retrieved, fatal, emit)
-        by_id = {item.batch_id: item for item in retrieved}
-        actions: list[Action] = []
-        if fatal is None:
-            now = clock.wall()
-            for entry in plan.entries:
-                item = by_id.get(entry.batch_id)
-                if item is None or item.error is not None:
-                    continue  # a stop came first, or said by report_failures: left alone
-                choice = choose(entry, item.batch, policy, now)
-                if isinstance(choice, Skip):
-                    emit(ApplySkipped(choice))
-                else:
-                    actions.append(choice)
-        tally = await act_on(settings, client, tuple(actions), clock=clock, emit=emit, stop=stop)
-        failed = next((item.error for item in retrieved if item.error is not None), None)
-        report = finish(
-            client=client,
-            before=before,
-            clock=clock,
-            started_at=started_at,
-            started_mono=started_mono,
-            dry_run=settings.dry_run,
-            retrieved=retrieved,
-            actions=actions,
-            tally=tally,
-            error=fatal or tally.fatal or failed,
-            emit=emit,
-        )
+        with client.observed(requests):
+            ids = [entry.batch_id for entry in plan.entries]
+            retrieved, fatal = await retrieve_each(
+                client, ids, workers=settings.concurrency, stop=stop
+            )
+            report_failures(retrieved, fatal, emit)
+            actions = [] if fatal else _chosen(plan, retrieved, policy, clock.wall(), emit)
+            tally = await act_on(
+                settings, client, tuple(actions), clock=clock, emit=emit, stop=stop
+            )
+            failed = next((item.error for item in retrieved if item.error is not None), None)
+            report = finish(
+                requests=requests,
+                clock=clock,
+                started_at=started_at,
+                started_mono=started_mono,
+                dry_run=settings.dry_run,
+                retrieved=retrieved,
+                actions=actions,
+                tally=tally,
+                error=fatal or tally.fatal or failed,
+                emit=emit,
+            )
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _chosen(
+    plan: ReviewedPlan,
+    retrieved: list[Retrieved],
+    policy: RetentionPolicy,
+    now: datetime,
+    emit: Observer,
+) -> list[Action]:
+    """The planned batches still due as reviewed; an ``apply_skipped`` line for the rest."""
+    by_id = {item.batch_id: item for item in retrieved}
+    actions: list[Action] = []
+    for entry in plan.entries:
+        item = by_id.get(entry.batch_id)
+        if item is None or item.error is not None:
+            continue  # a stop came first, or said by report_failures: left alone
+        choice = choose(entry, item.batch, policy, now)
+        if isinstance(choice, Skip):
+            emit(ApplySkipped(choice))
+        else:
+            actions.append(choice)
+    return actions

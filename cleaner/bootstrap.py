@@ -21,7 +21,7 @@ from cleaner.client import BatchesClient, RetryPolicy
 from cleaner.clock import SYSTEM, Clock
 from cleaner.cycle import CycleOptions, carry_out, run_cycle
 from cleaner.daemon import Daemon
-from cleaner.events import CycleFinished, Exchange, HoldsInvalid, Observer, fan_out
+from cleaner.events import CycleFinished, HoldsInvalid, Observer, fan_out
 from cleaner.holds import HoldsError
 from cleaner.lister import ListingState
 from cleaner.listing import Limits
@@ -77,11 +77,6 @@ async def open_client(
         concurrency=settings.concurrency,
     )
 
-    def on_response(endpoint: str, status: str) -> None:
-        if emit is not None:
-            code = int(status) if status.isdigit() else None
-            emit(Exchange(endpoint, code, None if code is not None else status))
-
     async with http:
         yield BatchesClient(
             http,
@@ -91,7 +86,7 @@ async def open_client(
             concurrency=settings.concurrency,
             request_timeout_s=timeout_s,
             retry=RetryPolicy(attempts=settings.max_attempts),
-            on_response=on_response,
+            on_exchange=emit,
         )
 
 

@@ -19,14 +19,14 @@ tokens instead of one.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiolimiter import AsyncLimiter
+
+from cleaner.clock import SYSTEM
 
 
 class Limiter(Protocol):
@@ -57,8 +57,8 @@ class RequestBudget:
         requests_per_minute: float,
         *,
         tuning: BudgetTuning | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = SYSTEM.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = SYSTEM.sleep,
         limiter: Limiter | None = None,
     ) -> None:
         self.tuning = tuning or BudgetTuning()

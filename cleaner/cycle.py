@@ -27,6 +27,7 @@ from cleaner.events import (
     CyclePlanned,
     DryRunAction,
     Event,
+    Exchange,
     HoldExpiring,
     ListingFailed,
     ListingInterrupted,
@@ -76,6 +77,20 @@ async def plan_cycle(
     return cap(full, max_actions), summary
 
 
+@dataclass(slots=True)
+class RequestTally:
+    """One cycle's requests, counted from its exchanges (never lifetime counters subtracted)."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+    def __call__(self, exchange: Exchange) -> None:
+        self.requests += 1
+        self.retries += exchange.retry
+        self.rate_limited += exchange.status == 429
+
+
 async def run_cycle(
     client: BatchesClient,
     policy: RetentionPolicy,
@@ -90,61 +105,21 @@ async def run_cycle(
     listing: ListingState | None = None,
 ) -> CycleReport:
     """Run one cycle to the end and report what happened. Never raises an ApiError."""
-    stop = stop or asyncio.Event()
-    emit = fan_out(LogSink(log, wait_timeout_s=options.wait_timeout_s), *observers)
+    cycle = _Cycle(
+        client=client,
+        policy=policy,
+        options=options,
+        clock=clock,
+        stop=stop or asyncio.Event(),
+        emit=fan_out(LogSink(log, wait_timeout_s=options.wait_timeout_s), *observers),
+        intents=intents,
+        archiver=archiver,
+        listing=listing,
+    )
     started_at, started = clock.wall(), clock.monotonic()
-    before = (client.stats.requests, client.stats.retries, client.stats.rate_limited)
-    tally, full = Tally(), Plan()
-    error: Exception | None = None
-    try:
-        full, summary = await plan_cycle(
-            client,
-            policy,
-            now=started_at,
-            max_actions=options.max_actions,
-            stop=stop,
-            listing=listing,
-        )
-    except ApiError as exc:
-        error = exc
-        emit(ListingFailed(exc))
-    except Interrupted:
-        emit(ListingInterrupted())
-    else:
-        emit(CyclePlanned(full, options.dry_run, options.max_actions, summary))
-        gone: list[str] = []
-        remember = len(full.actions) <= REMEMBER_AT_MOST
-        if remember:
-            emit = fan_out(emit, _collect_gone(gone))
-        _warn(full, policy, started_at, emit)
-        population = listing.population if listing is not None else None
-        stop_radius = blast_radius(full, options.max_delete_fraction, listed=population)
-        if stop_radius is not None:
-            emit(BlastRadiusExceeded(stop_radius))
-            error = BlastRadiusError(
-                f"the plan acts on {stop_radius.planned} of {stop_radius.listed} batches "
-                f"listed, over CLEANER_MAX_DELETE_FRACTION={stop_radius.max_fraction}"
-            )
-        else:
-            tally = await carry_out(
-                client,
-                full.actions,
-                options,
-                clock=clock,
-                emit=emit,
-                stop=stop,
-                intents=intents,
-                archiver=archiver,
-            )
-            error = tally.fatal
-        if listing is not None:
-            if summary.mode == "full":
-                listing.population = sum(full.seen.values())
-            # Remember only after a cycle that acted as planned; after a refusal, a fatal
-            # error or a large drain the next cycle lists in full (the cautious side).
-            listing.finish(done=gone)
-            if not remember or error is not None:
-                listing.memory = None
+    requests = RequestTally()
+    with client.observed(requests):
+        full, tally, error = await cycle.plan_and_act(started_at)
     report = CycleReport(
         started_at=started_at,
         duration_s=round(clock.monotonic() - started, 3),
@@ -155,13 +130,78 @@ async def run_cycle(
         outcomes=tally.outcomes,
         deferred=full.deferred,
         cancels_sent=tally.cancels_sent,
-        requests=client.stats.requests - before[0],
-        retries=client.stats.retries - before[1],
-        rate_limited=client.stats.rate_limited - before[2],
+        requests=requests.requests,
+        retries=requests.retries,
+        rate_limited=requests.rate_limited,
         error=None if error is None else f"{type(error).__name__}: {error}",
     )
-    emit(CycleFinished(report))
+    cycle.emit(CycleFinished(report))
     return report
+
+
+@dataclass(slots=True, kw_only=True)
+class _Cycle:
+    """The parts of one cycle, so its steps read as methods instead of one long function."""
+
+    client: BatchesClient
+    policy: RetentionPolicy
+    options: CycleOptions
+    clock: Clock
+    stop: asyncio.Event
+    emit: Observer
+    intents: IntentLog | None
+    archiver: Archiver | None
+    listing: ListingState | None
+
+    async def plan_and_act(self, now: datetime) -> tuple[Plan, Tally, Exception | None]:
+        """List and plan; then act (or refuse, or only say what would happen)."""
+        try:
+            full, summary = await plan_cycle(
+                self.client,
+                self.policy,
+                now=now,
+                max_actions=self.options.max_actions,
+                stop=self.stop,
+                listing=self.listing,
+            )
+        except ApiError as exc:
+            self.emit(ListingFailed(exc))
+            return Plan(), Tally(), exc
+        except Interrupted:
+            self.emit(ListingInterrupted())
+            return Plan(), Tally(), None
+        self.emit(CyclePlanned(full, self.options.dry_run, self.options.max_actions, summary))
+        gone: list[str] = []
+        remember = len(full.actions) <= REMEMBER_AT_MOST
+        if remember:
+            self.emit = fan_out(self.emit, _collect_gone(gone))
+        _warn(full, self.policy, now, self.emit)
+        tally, error = await self.act(full)
+        if self.listing is not None:
+            _remember(self.listing, summary, full, gone, trusted=remember and error is None)
+        return full, tally, error
+
+    async def act(self, full: Plan) -> tuple[Tally, Exception | None]:
+        """Carry the plan out, unless the blast-radius stop refuses it or this is a dry run."""
+        population = self.listing.population if self.listing is not None else None
+        stop_radius = blast_radius(full, self.options.max_delete_fraction, listed=population)
+        if stop_radius is not None:
+            self.emit(BlastRadiusExceeded(stop_radius))
+            return Tally(), BlastRadiusError(
+                f"the plan acts on {stop_radius.planned} of {stop_radius.listed} batches "
+                f"listed, over CLEANER_MAX_DELETE_FRACTION={stop_radius.max_fraction}"
+            )
+        tally = await carry_out(
+            self.client,
+            full.actions,
+            self.options,
+            clock=self.clock,
+            emit=self.emit,
+            stop=self.stop,
+            intents=self.intents,
+            archiver=self.archiver,
+        )
+        return tally, tally.fatal
 
 
 def build_actor(
@@ -174,11 +214,7 @@ def build_actor(
     intents: IntentLog | None = None,
     archiver: Archiver | None = None,
 ) -> Actor:
-    """The actor for one run of actions, configured from the cycle options.
-
-    Every caller that acts (a cycle, ``cleaner apply``, ``cleaner purge``) builds it here,
-    so receipts and archives are wired the same way for all of them.
-    """
+    """The actor that carries out actions as these options say (``apply`` and ``purge`` too)."""
     return Actor(
         client,
         config=LifeConfig(
@@ -213,13 +249,31 @@ async def carry_out(
     intents: IntentLog | None = None,
     archiver: Archiver | None = None,
 ) -> Tally:
-    """Carry out ``actions`` (or, in a dry run, only say what would be done)."""
+    """Carry out ``actions`` (or, in a dry run, only say what would be done).
+
+    A cycle, ``cleaner apply`` and ``cleaner purge`` all act through here.
+    """
     if options.dry_run:
         return _dry_run(actions, emit)
     actor = build_actor(
         client, options, clock=clock, emit=emit, stop=stop, intents=intents, archiver=archiver
     )
     return await actor.run(actions)
+
+
+def _remember(
+    listing: ListingState, summary: ListingSummary, full: Plan, gone: list[str], *, trusted: bool
+) -> None:
+    """What the next cycle's listing may rely on.
+
+    Remember only after a cycle that acted as planned; after a refusal, a fatal error or a
+    large drain the next cycle lists in full (the cautious side).
+    """
+    if summary.mode == "full":
+        listing.population = sum(full.seen.values())
+    listing.finish(done=gone)
+    if not trusted:
+        listing.memory = None
 
 
 def _collect_gone(into: list[str]) -> Observer:

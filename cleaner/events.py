@@ -17,25 +17,7 @@ from cleaner.lister import ListingSummary
 from cleaner.models import Action, Batch, CycleReport, Hold, Plan, Progress
 from cleaner.planfile import ReviewedPlan, Skip
 from cleaner.policy import BlastRadius
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One HTTP exchange with the API ended: a status, or how it failed."""
-
-    endpoint: str
-    status: int | None  # None when no response arrived
-    failure: str | None = None  # "timeout" or "connection_error" when status is None
-
-    @property
-    def label(self) -> str:
-        """The status as a metric label: the number, or the kind of failure."""
-        return str(self.status) if self.status is not None else (self.failure or "error")
-
-    @property
-    def answered(self) -> bool:
-        """The API answered, with a status that shows our credentials are usable."""
-        return self.status is not None and self.status not in (401, 403)
+from cleaner.wire import Exchange as Exchange  # an event too: observers take it from here
 
 
 @dataclass(frozen=True, slots=True)

@@ -218,7 +218,7 @@ async def serve_health(
             if task.done():
                 task.result()  # raises what stopped it
                 raise RuntimeError("the health server stopped during startup")
-            await asyncio.sleep(0.01)
+            await SYSTEM.sleep(0.01)
         try:
             yield sock.getsockname()[1]
         finally:

@@ -8,10 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
-
-from cleaner.errors import ApiResponseError
 
 
 class ProcessingStatus(StrEnum):
@@ -87,75 +85,6 @@ class Batch:
     @property
     def status_known(self) -> bool:
         return isinstance(self.processing_status, ProcessingStatus)
-
-    @classmethod
-    def from_api(cls, data: object) -> Batch:
-        """Parse one MessageBatch object, tolerating unknown extra keys.
-
-        Raises :class:`ApiResponseError` for anything that is not a well-formed batch, so a
-        hostile or broken response can never be mistaken for an ended, expired batch.
-        """
-        if not isinstance(data, Mapping):
-            raise ApiResponseError(f"batch is not an object: {type(data).__name__}")
-        batch_id = data.get("id")
-        if not isinstance(batch_id, str) or not batch_id:
-            raise ApiResponseError(f"batch has no string id: {batch_id!r}")
-        status = _status(batch_id, data.get("processing_status"))
-        created_at = _timestamp(batch_id, "created_at", data.get("created_at"))
-        if created_at is None:
-            raise ApiResponseError(f"batch {batch_id} has no created_at")
-        ended_at = _timestamp(batch_id, "ended_at", data.get("ended_at"))
-        canceled_at = _timestamp(batch_id, "cancel_initiated_at", data.get("cancel_initiated_at"))
-        return cls(
-            id=batch_id,
-            processing_status=status,
-            created_at=created_at,
-            ended_at=ended_at,
-            cancel_initiated_at=canceled_at,
-            request_counts=_counts(batch_id, data.get("request_counts")),
-            archived_at=_timestamp(batch_id, "archived_at", data.get("archived_at")),
-            results_url=_results_url(batch_id, data.get("results_url")),
-        )
-
-
-def _status(batch_id: str, value: object) -> ProcessingStatus | str:
-    # Only a missing or non-string status is malformed; an unknown string is a newer API.
-    if not isinstance(value, str) or not value:
-        raise ApiResponseError(f"batch {batch_id} has a non-string processing_status: {value!r}")
-    return parse_processing_status(value)
-
-
-def _results_url(batch_id: str, value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value or None
-    raise ApiResponseError(f"batch {batch_id} has a non-string results_url: {value!r}")
-
-
-def _timestamp(batch_id: str, key: str, value: object) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiResponseError(f"batch {batch_id} has a non-string {key}: {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiResponseError(f"batch {batch_id} has a malformed {key}: {value!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() != timedelta(0):
-        # A naive or shifted timestamp would silently skew every age computed from it.
-        raise ApiResponseError(f"batch {batch_id} has a {key} not in UTC: {value!r}")
-    return parsed
-
-
-def _counts(batch_id: str, value: object) -> RequestCounts:
-    if not isinstance(value, Mapping):
-        raise ApiResponseError(f"batch {batch_id} has no request_counts object")
-    numbers: dict[str, int] = {}
-    for key in ("processing", "succeeded", "errored", "canceled", "expired"):
-        number = value.get(key, 0)
-        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-            raise ApiResponseError(f"batch {batch_id} has a bad request_counts.{key}: {number!r}")
-        numbers[key] = number
-    return RequestCounts(**numbers)
 
 
 class AgeBasis(StrEnum):

@@ -19,6 +19,7 @@ from datetime import datetime
 from cleaner.actor import Tally
 from cleaner.client import BatchesClient
 from cleaner.clock import Clock
+from cleaner.cycle import RequestTally
 from cleaner.errors import ApiError, NotFoundError, ends_cycle
 from cleaner.events import CycleAborted, CycleFinished, Observer, RetrieveFailed
 from cleaner.models import Action, Batch, CycleReport, ProcessingStatus
@@ -78,24 +79,9 @@ def report_failures(retrieved: Sequence[Retrieved], fatal: ApiError | None, emit
             emit(RetrieveFailed(item.batch_id, item.error))
 
 
-@dataclass(slots=True)
-class Counts:
-    """The client's counters when a command began, to report only its own requests."""
-
-    requests: int
-    retries: int
-    rate_limited: int
-
-    @classmethod
-    def of(cls, client: BatchesClient) -> Counts:
-        stats = client.stats
-        return cls(stats.requests, stats.retries, stats.rate_limited)
-
-
 def finish(
     *,
-    client: BatchesClient,
-    before: Counts,
+    requests: RequestTally,
     clock: Clock,
     started_at: datetime,
     started_mono: float,
@@ -110,7 +96,6 @@ def finish(
     seen: Counter[ProcessingStatus | str] = Counter(
         item.batch.processing_status for item in retrieved if item.batch is not None
     )
-    stats = client.stats
     report = CycleReport(
         started_at=started_at,
         duration_s=round(clock.monotonic() - started_mono, 3),
@@ -121,9 +106,9 @@ def finish(
         outcomes=tally.outcomes,
         deferred=0,
         cancels_sent=tally.cancels_sent,
-        requests=stats.requests - before.requests,
-        retries=stats.retries - before.retries,
-        rate_limited=stats.rate_limited - before.rate_limited,
+        requests=requests.requests,
+        retries=requests.retries,
+        rate_limited=requests.rate_limited,
         error=None if error is None else f"{type(error).__name__}: {error}",
     )
     emit(CycleFinished(report))

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from cleaner.bootstrap import act_on, open_client, retention_policy
 from cleaner.clock import SYSTEM, Clock
+from cleaner.cycle import RequestTally
 from cleaner.erasure import (
     Blocked,
     PurgeRequestError,
@@ -32,7 +33,6 @@ from cleaner.logs import Logger, get_logger
 from cleaner.logsink import LogSink
 from cleaner.models import Action, Outcome
 from cleaner.oneshot import (
-    Counts,
     Retrieved,
     finish,
     report_failures,
@@ -92,31 +92,37 @@ async def _purge(
     stop: asyncio.Event,
 ) -> int:
     started_at, started_mono = clock.wall(), clock.monotonic()
+    requests = RequestTally()
     async with open_client(settings, clock=clock) as client:
-        before = Counts.of(client)
-        retrieved, fatal = await retrieve_each(client, ids, workers=settings.concurrency, stop=stop)
-        report_failures(retrieved, fatal, emit)
-        actions: list[Action] = []
-        # Not retrieved (a stop came first) or not retrievable: not erased either.
-        unmet = len(ids) - len(retrieved) + sum(1 for item in retrieved if item.error is not None)
-        if fatal is None:
-            chosen, refused = _choose(retrieved, policy, purge_reason, clock=clock, emit=emit)
-            actions, unmet = chosen, unmet + refused
-        tally = await act_on(settings, client, tuple(actions), clock=clock, emit=emit, stop=stop)
-        failed = next((item.error for item in retrieved if item.error is not None), None)
-        report = finish(
-            client=client,
-            before=before,
-            clock=clock,
-            started_at=started_at,
-            started_mono=started_mono,
-            dry_run=settings.dry_run,
-            retrieved=retrieved,
-            actions=actions,
-            tally=tally,
-            error=fatal or tally.fatal or failed,
-            emit=emit,
-        )
+        with client.observed(requests):
+            retrieved, fatal = await retrieve_each(
+                client, ids, workers=settings.concurrency, stop=stop
+            )
+            report_failures(retrieved, fatal, emit)
+            actions: list[Action] = []
+            # Not retrieved (a stop came first) or not retrievable: not erased either.
+            unmet = (
+                len(ids) - len(retrieved) + sum(1 for item in retrieved if item.error is not None)
+            )
+            if fatal is None:
+                chosen, refused = _choose(retrieved, policy, purge_reason, clock=clock, emit=emit)
+                actions, unmet = chosen, unmet + refused
+            tally = await act_on(
+                settings, client, tuple(actions), clock=clock, emit=emit, stop=stop
+            )
+            failed = next((item.error for item in retrieved if item.error is not None), None)
+            report = finish(
+                requests=requests,
+                clock=clock,
+                started_at=started_at,
+                started_mono=started_mono,
+                dry_run=settings.dry_run,
+                retrieved=retrieved,
+                actions=actions,
+                tally=tally,
+                error=fatal or tally.fatal or failed,
+                emit=emit,
+            )
     unmet += sum(n for (_, outcome), n in tally.outcomes.items() if outcome in _NOT_ERASED)
     return EXIT_OK if report.ok and unmet == 0 and fatal is None else EXIT_FAILED
 

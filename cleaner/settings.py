@@ -19,7 +19,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -295,12 +294,6 @@ class Settings(BaseSettings):
     def _valid_schedule(cls, value: str) -> str:
         Schedule.parse(value, now=SYSTEM.wall())  # validated at load, the one moment it runs
         return value.strip()
-
-    @model_validator(mode="after")
-    def _processing_defaults_to_retention(self) -> Settings:
-        if self.processing_retention is None:
-            object.__setattr__(self, "processing_retention", self.retention)
-        return self
 
     def policy(self, holds: Holds | None = None) -> RetentionPolicy:
         """The retention policy these settings describe, with ``holds`` from the holds file."""

@@ -137,7 +137,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add = parser.add_argument
+    _server_flags(parser.add_argument_group("server").add_argument)
+    _population_flags(parser.add_argument_group("batches").add_argument)
+    _behaviour_flags(parser.add_argument_group("behaviour and faults").add_argument)
+    _workspace_flags(parser.add_argument_group("workspaces and rate limits").add_argument)
+    _federation_flags(parser.add_argument_group("token exchange").add_argument)
+    return parser
+
+
+def _server_flags(add: Callable[..., object]) -> None:
     add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     add("--port", type=int, default=8787, help="port; 0 picks a free one (default 8787)")
     add(
@@ -146,6 +154,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the default workspace's key (default: $ANTHROPIC_API_KEY; with no key "
         "anywhere, any key or none is accepted)",
     )
+    add("--random-seed", type=int, default=0, help="seed for ids and fault draws (replayable)")
+
+
+def _population_flags(add: Callable[..., object]) -> None:
     add(
         "--seed",
         action="append",
@@ -164,12 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--processing-time", default="5m", help="how long a batch runs (default 5m)")
     add("--cancel-settle", default="30s", help="how long canceling lasts (default 30s)")
-    add(
-        "--rate-limit-rpm",
-        type=float,
-        default=None,
-        help="the organisation's requests-per-minute limit, shared by every workspace",
-    )
+    add("--create-on-list", type=int, default=0, help="create N batches on every list request")
+
+
+def _behaviour_flags(add: Callable[..., object]) -> None:
     add("--latency", default="0s", help="added to every /v1 request, e.g. 50ms")
     add("--error-rate", type=float, default=0.0, help="probability of a random 500/529/504")
     add("--fault", action="append", default=[], metavar="SPEC", help=FAULT_SPEC_HELP)
@@ -198,9 +208,9 @@ def _parser() -> argparse.ArgumentParser:
         default="works",
         help="a list cursor naming a deleted batch keeps working or answers 404",
     )
-    add("--create-on-list", type=int, default=0, help="create N batches on every list request")
-    add("--random-seed", type=int, default=0, help="seed for ids and fault draws (replayable)")
-    _workspace_flags(add)
+
+
+def _federation_flags(add: Callable[..., object]) -> None:
     add(
         "--federation-rule",
         action="append",
@@ -211,10 +221,15 @@ def _parser() -> argparse.ArgumentParser:
         "an issued token or a configured key (repeatable)",
     )
     add("--access-token-ttl", default="10m", help="lifetime of issued access tokens (10m)")
-    return parser
 
 
 def _workspace_flags(add: Callable[..., object]) -> None:
+    add(
+        "--rate-limit-rpm",
+        type=float,
+        default=None,
+        help="the organisation's requests-per-minute limit, shared by every workspace",
+    )
     add(
         "--workspace",
         action="append",

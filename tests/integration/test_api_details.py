@@ -157,7 +157,9 @@ async def test_after_a_429_the_requests_queued_in_the_pacer_wait_out_the_retry_a
     with fronted(RateLimitedFront, rpm=600, retry_after="2") as (_, emulator, url):
         ids = [str(b["id"]) for b in emulator.batches()]
         async with client_for(
-            url, RequestBudget(1200), on_response=lambda _, s: answers.append((time.monotonic(), s))
+            url,
+            RequestBudget(1200),
+            on_exchange=lambda e: answers.append((time.monotonic(), e.label)),
         ) as client:
             await asyncio.gather(*(client.retrieve(ids[i % len(ids)]) for i in range(30)))
     first = min(t for t, status in answers if status == "429")

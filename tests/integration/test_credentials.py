@@ -122,7 +122,7 @@ def federation(
 
 
 def _auth(client: BatchesClient) -> Any:
-    return client._http.auth
+    return client._wire.http.auth
 
 
 def _401s(emulator: Emulator) -> int:

@@ -11,7 +11,8 @@ from cleaner.cycle import CycleOptions, run_cycle
 from cleaner.emulator import Emulator, FaultRule, Population
 from cleaner.models import ActionKind, Outcome
 from cleaner.policy import RetentionPolicy
-from tests.integration.conftest import DAY, POLICY, cycle
+from tests.fakes import EventLog
+from tests.integration.conftest import DAY, POLICY, cycle, open_test_client
 
 
 def seed(
@@ -331,7 +332,6 @@ async def test_a_stop_during_the_listing_ends_the_cycle_before_anything_is_acted
     import asyncio
 
     from tests.fakes import EventLog
-    from tests.integration.conftest import open_test_client
 
     seed(emulator, old=2500)
     stop = asyncio.Event()
@@ -343,3 +343,27 @@ async def test_a_stop_during_the_listing_ends_the_cycle_before_anything_is_acted
     assert emulator.journal == []
     assert report.ok
     assert log.named("listing_interrupted")
+
+
+async def test_each_cycle_reports_its_own_requests_and_retries_not_the_clients_lifetime(
+    emulator: Emulator, base_url: str
+) -> None:
+    """Two cycles on one client under 5xx faults: each report counts only what it sent."""
+    seed(emulator, old=300)
+    emulator.configure(seed=11, faults=(FaultRule(kind="random_error", probability=0.2),))
+    options = CycleOptions(wait_timeout_s=10.0, poll_initial_s=0.05, poll_max_s=0.2)
+    async with open_test_client(base_url) as client:
+        first = await run_cycle(client, POLICY, options, log=EventLog())
+        before = sum(emulator.request_counts.values())
+        failed_before = sum(n for (_, s), n in emulator.request_counts.items() if s >= 500)
+        seed(emulator, old=200)
+        second = await run_cycle(client, POLICY, options, log=EventLog())
+    sent = sum(emulator.request_counts.values()) - before
+    failed = sum(n for (_, s), n in emulator.request_counts.items() if s >= 500) - failed_before
+    assert first.ok
+    assert second.ok
+    assert first.requests > 300
+    assert first.retries > 0
+    assert second.requests == sent
+    assert second.retries == failed  # every 5xx was retried once more, and only those
+    assert second.rate_limited == 0

@@ -12,9 +12,9 @@ from cleaner.emulator import Emulator
 from cleaner.errors import NotFoundError
 from cleaner.listing import Anchor, Limits, ListingMemory, Mode, SegmentKind, decide, fingerprint
 from cleaner.listing_scan import Scan
-from cleaner.models import Batch
 from cleaner.policy import RetentionPolicy
 from cleaner.policy import decide as policy_decide
+from cleaner.wire import parse_batch
 from tests.integration.conftest import open_test_client
 
 
@@ -117,7 +117,7 @@ async def test_a_cursor_deleted_mid_band_makes_the_cycle_list_in_full_only_if_it
     emulator.configure(deleted_cursor=deleted_cursor)
     newest_first = seed(emulator, 8)
     now = emulator.now()
-    oldest = Batch.from_api(emulator.get(newest_first[-1]))
+    oldest = parse_batch(emulator.get(newest_first[-1]))
     policy = RetentionPolicy(retention=timedelta(hours=3), processing_retention=timedelta(hours=2))
     stamp = fingerprint(policy)
     anchor = Anchor(oldest.id, oldest.created_at)

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cleaner.client import _error_envelope, _retry_after_s
 from cleaner.errors import (
     AuthenticationError,
     BadRequestError,
@@ -20,6 +19,7 @@ from cleaner.errors import (
     SpendCapError,
     status_error,
 )
+from cleaner.wire import error_envelope, retry_after_s
 
 NOW = datetime(2026, 12, 2, 18, 0, 0, tzinfo=UTC)
 
@@ -42,19 +42,19 @@ def _headers(**values: str) -> httpx.Headers:
 )
 def test_retry_after_is_read_as_seconds_or_as_an_http_date(header: str, seconds: float) -> None:
     """Every form RFC 9110 allows gives the wait from now, not 'absent'."""
-    assert _retry_after_s(_headers(retry_after=header), now=NOW) == pytest.approx(seconds)
+    assert retry_after_s(_headers(retry_after=header), now=NOW) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("header", ["soon", "-1", "nan", "inf", ""])
 def test_a_retry_after_that_is_neither_a_number_nor_a_date_reads_as_absent(header: str) -> None:
     """Garbage is not a wait (and so a 429 without a usable one stays a spend cap)."""
-    assert _retry_after_s(_headers(retry_after=header), now=NOW) is None
+    assert retry_after_s(_headers(retry_after=header), now=NOW) is None
 
 
 def test_retry_after_ms_wins_over_retry_after() -> None:
     """The millisecond header is the precise one, as in the SDKs."""
     headers = _headers(retry_after="Wed, 02 Dec 2026 18:00:07 GMT", retry_after_ms="1500")
-    assert _retry_after_s(headers, now=NOW) == pytest.approx(1.5)
+    assert retry_after_s(headers, now=NOW) == pytest.approx(1.5)
 
 
 @given(st.integers(min_value=0, max_value=599), st.integers(min_value=0, max_value=10**6))
@@ -64,7 +64,7 @@ def test_any_imf_fixdate_within_the_cap_reads_as_the_seconds_until_it(
     """An HTTP date ``seconds`` ahead of any "now" reads back as ``seconds``."""
     now = NOW + timedelta(seconds=offset_s)
     header = format_datetime(now + timedelta(seconds=seconds), usegmt=True)
-    assert _retry_after_s(_headers(retry_after=header), now=now) == seconds
+    assert retry_after_s(_headers(retry_after=header), now=now) == seconds
 
 
 def _body(error: object) -> bytes:
@@ -80,7 +80,7 @@ def test_the_error_envelope_gives_type_message_request_id_and_error_code() -> No
             "details": {"error_code": "organization_on_hold"},
         }
     )
-    assert _error_envelope(body) == (
+    assert error_envelope(body) == (
         "invalid_request_error",
         "on hold",
         "req_body",
@@ -94,7 +94,7 @@ def test_the_error_envelope_gives_type_message_request_id_and_error_code() -> No
 )
 def test_an_error_body_without_the_envelope_reads_as_empty(body: bytes) -> None:
     """A proxy's page or a mangled envelope leaves only the status to go on."""
-    error_type, _, _, code = _error_envelope(body)
+    error_type, _, _, code = error_envelope(body)
     assert (error_type, code) == ("", None)
 
 

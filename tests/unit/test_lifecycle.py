@@ -36,7 +36,8 @@ from cleaner.commands import (
     WriteIntent,
 )
 from cleaner.errors import ServerError
-from cleaner.lifecycle import Transition, advance, begin
+from cleaner.life import Transition
+from cleaner.lifecycle import advance, begin
 from cleaner.models import Action, ActionKind, Batch, Outcome, ProcessingStatus, Reason
 
 CREATED = datetime(2026, 11, 1, tzinfo=UTC)

@@ -9,6 +9,7 @@ import pytest
 
 from cleaner.errors import ApiResponseError
 from cleaner.models import Batch, ProcessingStatus, parse_processing_status
+from cleaner.wire import parse_batch
 
 
 def api_batch(**overrides: Any) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def api_batch(**overrides: Any) -> dict[str, Any]:
 
 def test_a_documented_batch_parses_and_unknown_keys_are_ignored() -> None:
     """The documented example parses; a key added by a later API version does no harm."""
-    batch = Batch.from_api(api_batch())
+    batch = parse_batch(api_batch())
     assert batch.processing_status is ProcessingStatus.ENDED
     assert batch.created_at.isoformat() == "2024-08-20T18:37:24.100435+00:00"
     assert batch.request_counts.succeeded == 95
@@ -48,21 +49,21 @@ def test_a_documented_batch_parses_and_unknown_keys_are_ignored() -> None:
 
 def test_archived_at_is_parsed_as_a_utc_time() -> None:
     """The provider's archive time is read like every other timestamp."""
-    batch = Batch.from_api(api_batch(archived_at="2024-09-18T18:37:24.100435Z"))
+    batch = parse_batch(api_batch(archived_at="2024-09-18T18:37:24.100435Z"))
     assert batch.archived_at is not None
     assert batch.archived_at.isoformat() == "2024-09-18T18:37:24.100435+00:00"
 
 
 def test_a_batch_without_results_has_no_results_url() -> None:
     """A running batch's null results_url stays None."""
-    batch = Batch.from_api(api_batch(processing_status="in_progress", results_url=None))
+    batch = parse_batch(api_batch(processing_status="in_progress", results_url=None))
     assert batch.results_url is None
     assert batch.processing_status is ProcessingStatus.IN_PROGRESS
 
 
 def test_an_unknown_processing_status_parses_as_its_raw_string() -> None:
     """A newer API's status is kept as text, so one odd batch cannot fail a listing."""
-    batch = Batch.from_api(api_batch(processing_status="archiving"))
+    batch = parse_batch(api_batch(processing_status="archiving"))
     assert batch.processing_status == "archiving"
     assert not isinstance(batch.processing_status, ProcessingStatus)
     assert not batch.status_known
@@ -103,7 +104,7 @@ def test_a_documented_status_given_as_text_becomes_its_member(status: Processing
 def test_a_malformed_batch_is_an_error_never_a_guess(overrides: dict[str, Any]) -> None:
     """Missing statuses and ids, missing or non-UTC times and bad counts are refused."""
     with pytest.raises(ApiResponseError):
-        Batch.from_api(api_batch(**overrides))
+        parse_batch(api_batch(**overrides))
 
 
 def api_created() -> datetime:
@@ -113,4 +114,4 @@ def api_created() -> datetime:
 def test_something_that_is_not_an_object_is_refused() -> None:
     """A list or a string in place of a batch is an error."""
     with pytest.raises(ApiResponseError):
-        Batch.from_api(["msgbatch_x"])
+        parse_batch(["msgbatch_x"])

@@ -50,7 +50,7 @@ def test_defaults_are_the_documented_ones() -> None:
     settings = load_settings()
     assert settings.base_url == "https://api.anthropic.com"
     assert settings.retention == timedelta(days=30)
-    assert settings.processing_retention == timedelta(days=30)
+    assert settings.policy().processing_retention == timedelta(days=30)  # as retention
     assert settings.schedule == "15m"
     assert settings.dry_run is False
     assert settings.protected_ids == frozenset()
